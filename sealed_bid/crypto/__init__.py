@@ -1,0 +1,1 @@
+"""CMS formats: signed data, envelopes, bid packages. No token, no database, no network."""
