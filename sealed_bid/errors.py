@@ -255,6 +255,13 @@ class OperatorRequired(SealedBidError):
     status = Status.PERMISSION_DENIED
 
 
+class CountHidden(SealedBidError):
+    """The tender's policy hides the number of bids until the opening."""
+
+    code = "COUNT_HIDDEN"
+    status = Status.PERMISSION_DENIED
+
+
 # --- Infrastructure -------------------------------------------------------------------
 class TokenError(SealedBidError):
     """The PKCS#11 token failed or lacks a required capability."""

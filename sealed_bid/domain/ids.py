@@ -19,13 +19,13 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 def parse_tender_id(value: str) -> TenderId:
     """A tender id: 1..64 of letters, digits, '.', '_', '-', not starting with punctuation."""
-    if not _TENDER_ID.match(value):
+    if not _TENDER_ID.fullmatch(value):
         raise ValueError(f"not a valid tender id: {value!r}")
     return TenderId(value)
 
 
 def parse_envelope_digest(value: str) -> EnvelopeDigest:
-    if not _HEX64.match(value):
+    if not _HEX64.fullmatch(value):
         raise ValueError("an envelope digest is 64 lower-case hex characters")
     return EnvelopeDigest(value)
 

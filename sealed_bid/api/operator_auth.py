@@ -1,0 +1,27 @@
+"""Who may call operator RPCs: a TLS client certificate, verified by the operator
+listener against the platform root, whose subject carries OU=operator."""
+
+from __future__ import annotations
+
+import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from sealed_bid.errors import OperatorRequired
+
+OPERATOR_ROLE = "operator"
+
+
+def operator_subject(context: grpc.ServicerContext) -> str:
+    """Return the operator's subject (RFC 4514) or raise OperatorRequired."""
+    auth = context.auth_context()
+    pems = [p for p in auth.get("x509_pem_cert", []) if isinstance(p, bytes)]
+    if not pems:
+        raise OperatorRequired("this RPC needs an operator client certificate (mutual TLS)")
+    cert = x509.load_pem_x509_certificate(pems[0])
+    units = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    if OPERATOR_ROLE not in units:
+        raise OperatorRequired(
+            "the client certificate does not carry the operator role (OU=operator)"
+        )
+    return cert.subject.rfc4514_string()

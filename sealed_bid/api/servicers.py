@@ -1,0 +1,193 @@
+"""gRPC servicers. Each method translates a request into one service call and any of our
+errors into its gRPC status (``api.status``); unexpected exceptions become INTERNAL with
+no detail, and are logged with the bid or tender id only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+
+from ca_bridge.errors import CaBridgeError
+from sealed_bid.api import convert
+from sealed_bid.api.operator_auth import operator_subject
+from sealed_bid.api.status import abort_with, status_name
+from sealed_bid.errors import MalformedRequest, SealedBidError, StreamIncomplete
+from sealed_bid.service.opening import OpeningService
+from sealed_bid.service.submission import SubmissionService
+from sealed_bid.service.tenders import CreateTenderInput, TenderService
+from sealed_bid.service.withdrawal import WithdrawalService
+from sealed_bid.v1 import sealed_bid_pb2 as pb
+from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
+
+log = logging.getLogger("sealed_bid.api")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Services:
+    tenders: TenderService
+    submissions: SubmissionService
+    withdrawals: WithdrawalService
+    opening: OpeningService
+
+
+def _guard(context: grpc.ServicerContext, rpc_name: str, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (SealedBidError, CaBridgeError) as exc:
+        log.info("rpc.refused rpc=%s code=%s", rpc_name, exc.code)
+        abort_with(context, exc.code, str(getattr(exc, "message", exc)), status_name(exc))
+    except Exception:
+        log.exception("rpc.failed rpc=%s", rpc_name)
+        abort_with(context, "INTERNAL_ERROR", "internal error; nothing was changed", "INTERNAL")
+
+
+class TenderDirectory(rpc.TenderDirectoryServicer):
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def GetTender(self, request: pb.GetTenderRequest, context: grpc.ServicerContext) -> pb.Tender:
+        return _guard(
+            context,
+            "GetTender",
+            lambda: convert.tender_message(self._s.tenders.get(request.tender_id)),
+        )
+
+    def ListTenders(
+        self, request: pb.ListTendersRequest, context: grpc.ServicerContext
+    ) -> pb.ListTendersResponse:
+        return _guard(
+            context,
+            "ListTenders",
+            lambda: pb.ListTendersResponse(
+                tenders=[convert.tender_message(t) for t in self._s.tenders.list()]
+            ),
+        )
+
+
+class BidSubmission(rpc.BidSubmissionServicer):
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def SubmitBid(
+        self, request_iterator: Iterator[pb.SubmitBidRequest], context: grpc.ServicerContext
+    ) -> pb.SubmitBidResponse:
+        return _guard(context, "SubmitBid", lambda: self._submit(request_iterator))
+
+    def _submit(self, requests: Iterator[pb.SubmitBidRequest]) -> pb.SubmitBidResponse:
+        first = next(requests, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise MalformedRequest("a submission starts with exactly one header")
+        upload = self._s.submissions.begin(first.header.tender_id, first.header.envelope_size)
+        try:
+            for message in requests:
+                part = message.WhichOneof("part")
+                if part == "chunk":
+                    upload.write(message.chunk)
+                elif part == "trailer":
+                    if next(requests, None) is not None:
+                        raise MalformedRequest("nothing may follow the trailer")
+                    result = upload.finish(
+                        message.trailer.envelope_sha256, message.trailer.outer_signature
+                    )
+                    return pb.SubmitBidResponse(
+                        receipt=convert.receipt_message(result), duplicate=result.duplicate
+                    )
+                else:
+                    raise MalformedRequest(f"unexpected {part or 'empty'} message in the stream")
+            raise StreamIncomplete("the stream ended before its trailer; nothing was stored")
+        finally:
+            upload.abort()  # no-op after a successful finish
+
+    def WithdrawBid(
+        self, request: pb.WithdrawBidRequest, context: grpc.ServicerContext
+    ) -> pb.WithdrawBidResponse:
+        return _guard(
+            context,
+            "WithdrawBid",
+            lambda: pb.WithdrawBidResponse(
+                receipt=convert.receipt_message(
+                    self._s.withdrawals.withdraw(request.signed_statement)
+                )
+            ),
+        )
+
+    def GetReceipt(
+        self, request: pb.GetReceiptRequest, context: grpc.ServicerContext
+    ) -> pb.Receipt:
+        return _guard(
+            context,
+            "GetReceipt",
+            lambda: convert.receipt_message(
+                self._s.submissions.receipt(request.tender_id, request.bid_id)
+            ),
+        )
+
+
+class TenderAdmin(rpc.TenderAdminServicer):
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def CreateTender(
+        self, request: pb.CreateTenderRequest, context: grpc.ServicerContext
+    ) -> pb.Tender:
+        def call() -> pb.Tender:
+            operator = operator_subject(context)
+            if not (request.HasField("deadline") and request.HasField("opening_time")):
+                raise MalformedRequest("deadline and opening_time are required")
+            view = self._s.tenders.create(
+                CreateTenderInput(
+                    tender_id=request.tender_id,
+                    title=request.title,
+                    deadline=convert.from_timestamp(request.deadline),
+                    opening_time=convert.from_timestamp(request.opening_time),
+                    max_envelope_bytes=request.max_envelope_bytes,
+                    accepted_ca_ids=tuple(request.accepted_ca_ids),
+                    bid_count_visible=request.bid_count_visible,
+                ),
+                operator=operator,
+            )
+            return convert.tender_message(view)
+
+        return _guard(context, "CreateTender", call)
+
+    def GetBidCount(
+        self, request: pb.GetBidCountRequest, context: grpc.ServicerContext
+    ) -> pb.GetBidCountResponse:
+        def call() -> pb.GetBidCountResponse:
+            operator_subject(context)
+            return pb.GetBidCountResponse(current_bids=self._s.tenders.bid_count(request.tender_id))
+
+        return _guard(context, "GetBidCount", call)
+
+
+class Opening(rpc.OpeningServicer):
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def OpenTender(
+        self, request: pb.OpenTenderRequest, context: grpc.ServicerContext
+    ) -> pb.OpeningRecord:
+        def call() -> pb.OpeningRecord:
+            operator = operator_subject(context)
+            return convert.record_message(self._s.opening.open(request.tender_id, operator))
+
+        return _guard(context, "OpenTender", call)
+
+
+class Records(rpc.RecordsServicer):
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def GetOpeningRecord(
+        self, request: pb.GetOpeningRecordRequest, context: grpc.ServicerContext
+    ) -> pb.OpeningRecord:
+        return _guard(
+            context,
+            "GetOpeningRecord",
+            lambda: convert.record_message(self._s.opening.record(request.tender_id)),
+        )

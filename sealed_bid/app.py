@@ -1,0 +1,141 @@
+"""Assembling the service from settings: the local development set-up (SoftHSM2 token,
+dev PKI) and the wiring of token, store, trust store and services.
+
+``init_local`` is for the embedded default only; in production the token and the
+platform certificates come from the operator (hsm_config/README.md, docs/operator-guide.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca_bridge.trust_store import TrustStore
+from sealed_bid.api.server import SealedBidServer, TlsMaterial
+from sealed_bid.api.servicers import Services
+from sealed_bid.config import Settings
+from sealed_bid.devpki import (
+    PLATFORM_KEY_NAMES,
+    DevPki,
+    issue_platform_certs,
+    load_dev_pki,
+    make_dev_pki,
+)
+from sealed_bid.domain.clock import Clock
+from sealed_bid.errors import ConfigError
+from sealed_bid.hsm.module import find_module, is_softhsm
+from sealed_bid.hsm.profile import probe, require_profile
+from sealed_bid.hsm.signer import TokenSigner
+from sealed_bid.hsm.softhsm import init_softhsm_token
+from sealed_bid.hsm.token import Token
+from sealed_bid.service.context import ServiceContext
+from sealed_bid.service.opening import OpeningService
+from sealed_bid.service.submission import SubmissionService
+from sealed_bid.service.tenders import TenderService
+from sealed_bid.service.withdrawal import WithdrawalService
+from sealed_bid.storage.audit_log import AuditLog
+from sealed_bid.storage.blobstore import BlobStore
+from sealed_bid.storage.db import create_schema, make_engine
+
+log = logging.getLogger("sealed_bid.app")
+
+
+def init_local(settings: Settings, now: datetime) -> DevPki:
+    """Create (idempotently) the SoftHSM2 token, the platform keys on it, the dev PKI and
+    the certificates of the token-held platform keys."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if is_softhsm(find_module(settings)):
+        init_softhsm_token(settings)
+    with Token.open(settings) as token:
+        token.ensure_platform_keys()
+        pki_dir = settings.pki_path
+        pki = load_dev_pki(pki_dir) if pki_dir.exists() else make_dev_pki(pki_dir, now)
+        missing = {
+            n: token.public_key(n) for n in PLATFORM_KEY_NAMES if not pki.platform_cert(n).exists()
+        }
+        if missing:
+            issue_platform_certs(pki, missing, now)
+    return pki
+
+
+def _cert_der(path_text: str, settings: Settings) -> bytes:
+    path = settings.pki_path / path_text
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
+            serialization.Encoding.DER
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read certificate {path}: {exc}") from None
+
+
+@dataclass
+class Application:
+    """Everything one running service owns; ``close()`` releases the token session."""
+
+    context: ServiceContext
+    services: Services
+
+    def close(self) -> None:
+        self.context.engine.dispose()
+        self.context.token.close()
+
+
+def open_application(settings: Settings, clock: Clock) -> Application:
+    pki = load_dev_pki(settings.pki_path)
+    token = Token.open(settings)
+    try:
+        profile = require_profile(probe(token))
+        engine = make_engine(settings.db_url)
+        create_schema(engine)
+
+        def cert(name: str) -> bytes:
+            return _cert_der(str(pki.platform_cert(name).relative_to(settings.pki_path)), settings)
+
+        audit_signer = TokenSigner(token, "platform-audit", cert("platform-audit"))
+        ctx = ServiceContext(
+            settings=settings,
+            clock=clock,
+            token=token,
+            engine=engine,
+            blobs=BlobStore(settings.blob_dir),
+            audit=AuditLog(audit_signer.sign),
+            trust=TrustStore.from_directory(pki.trust_dir),
+            oaep_hashes=profile.oaep_hashes,
+            receipt_signer=TokenSigner(token, "platform-receipt", cert("platform-receipt")),
+            tender_ca_signer=TokenSigner(token, "platform-tender-ca", cert("platform-tender-ca")),
+        )
+    except BaseException:
+        token.close()
+        raise
+    log.info(
+        "service.ready token=%s oaep=%s db=%s",
+        profile.token_label,
+        ",".join(profile.oaep_hashes),
+        engine.url.get_backend_name(),
+    )
+    services = Services(
+        tenders=TenderService(ctx),
+        submissions=SubmissionService(ctx),
+        withdrawals=WithdrawalService(ctx),
+        opening=OpeningService(ctx),
+    )
+    return Application(ctx, services)
+
+
+def build_server(
+    app: Application, public: str | None = None, operator: str | None = None
+) -> SealedBidServer:
+    settings = app.context.settings
+    pki = load_dev_pki(settings.pki_path)
+    tls = TlsMaterial.from_files(pki.server.key, pki.server.cert, pki.platform_root.cert)
+    return SealedBidServer(
+        app.services,
+        tls,
+        settings.limits,
+        public or settings.public_listen,
+        operator or settings.operator_listen,
+    )

@@ -1,0 +1,69 @@
+"""Shared CLI plumbing: settings, connections, key files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from sealed_bid.client import SealedBidClient
+from sealed_bid.config import Settings, load_settings
+from sealed_bid.crypto.software_signer import SoftwareSigner
+from sealed_bid.devpki import load_dev_pki
+
+
+def add_settings_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    parser.add_argument("--state-dir", type=Path, help="service state directory")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    if getattr(args, "state_dir", None):
+        env["SEALED_BID_STATE_DIR"] = str(args.state_dir)
+    return load_settings(getattr(args, "config", None), env)
+
+
+def add_connection_args(parser: argparse.ArgumentParser, operator: bool) -> None:
+    add_settings_args(parser)
+    parser.add_argument("--address", help="host:port of the service")
+    parser.add_argument("--ca-file", type=Path, help="PEM root that issued the server certificate")
+    if operator:
+        parser.add_argument("--cert", type=Path, help="operator client certificate (PEM)")
+        parser.add_argument("--key", type=Path, help="operator client key (PEM)")
+
+
+def connect(args: argparse.Namespace, operator: bool) -> SealedBidClient:
+    """Connect with explicit files, or with the local dev PKI of the state directory."""
+    settings = settings_from(args)
+    pki = load_dev_pki(settings.pki_path) if settings.pki_path.exists() else None
+    ca_file = args.ca_file or (pki.platform_root.cert if pki else None)
+    if ca_file is None:
+        raise SystemExit("name the server's root certificate with --ca-file")
+    if operator:
+        address = args.address or settings.operator_listen
+        cert = args.cert or (pki.operator.cert if pki else None)
+        key = args.key or (pki.operator.key if pki else None)
+        if cert is None or key is None:
+            raise SystemExit("operator commands need --cert and --key")
+        return SealedBidClient(address, ca_file.read_bytes(), key.read_bytes(), cert.read_bytes())
+    return SealedBidClient(args.address or settings.public_listen, ca_file.read_bytes())
+
+
+def load_signer(key_path: Path, cert_path: Path) -> SoftwareSigner:
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise SystemExit(f"{key_path}: only RSA and EC keys can sign bids")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return SoftwareSigner(key, cert.public_bytes(serialization.Encoding.DER))
+
+
+def pem_or_der_certificate(path: Path) -> bytes:
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    return data

@@ -1,0 +1,194 @@
+"""A thin, typed client over the gRPC contract. Refusals raise ``ServiceError`` carrying the
+service's stable code (``exc.code == "BID_LATE"``) and gRPC status."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+
+from sealed_bid.api.convert import timestamp
+from sealed_bid.api.status import error_code_of
+from sealed_bid.v1 import sealed_bid_pb2 as pb
+from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
+
+DEFAULT_CHUNK = 1024 * 1024
+
+
+class ServiceError(Exception):
+    """The service refused a request; ``code`` is stable, ``status`` the gRPC status name."""
+
+    def __init__(self, code: str, status: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+    @classmethod
+    def from_rpc(cls, error: grpc.RpcError) -> ServiceError:
+        status = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        code = error_code_of(error) or f"GRPC_{status.name}"
+        return cls(code, status.name, details or "")
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    receipt: pb.Receipt
+    duplicate: bool
+
+
+class SealedBidClient:
+    def __init__(
+        self,
+        address: str,
+        root_ca_pem: bytes,
+        client_key_pem: bytes | None = None,
+        client_chain_pem: bytes | None = None,
+    ) -> None:
+        creds = grpc.ssl_channel_credentials(root_ca_pem, client_key_pem, client_chain_pem)
+        self._channel = grpc.secure_channel(
+            address, creds, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        self._directory = rpc.TenderDirectoryStub(self._channel)
+        self._bids = rpc.BidSubmissionStub(self._channel)
+        self._admin = rpc.TenderAdminStub(self._channel)
+        self._opening = rpc.OpeningStub(self._channel)
+        self._records = rpc.RecordsStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> SealedBidClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- public -------------------------------------------------------------------------
+    def get_tender(self, tender_id: str) -> pb.Tender:
+        try:
+            return self._directory.GetTender(pb.GetTenderRequest(tender_id=tender_id))
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def list_tenders(self) -> list[pb.Tender]:
+        try:
+            return list(self._directory.ListTenders(pb.ListTendersRequest()).tenders)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def submit_bid(
+        self,
+        tender_id: str,
+        envelope: Path,
+        outer_signature: bytes,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> SubmitResult:
+        """Stream ``envelope`` from disk; never holds it in memory."""
+        size = envelope.stat().st_size
+        digest = hashlib.sha256()
+        with envelope.open("rb") as f:
+            while block := f.read(chunk_size):
+                digest.update(block)
+        requests = submission_stream(
+            tender_id, envelope, size, digest.digest(), outer_signature, chunk_size
+        )
+        try:
+            response = self._bids.SubmitBid(requests)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+        return SubmitResult(response.receipt, response.duplicate)
+
+    def submit_stream(self, requests: Iterator[pb.SubmitBidRequest]) -> SubmitResult:
+        """Send a hand-made request stream (tests and tools that probe the server)."""
+        try:
+            response = self._bids.SubmitBid(requests)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+        return SubmitResult(response.receipt, response.duplicate)
+
+    def withdraw_bid(self, signed_statement: bytes) -> pb.Receipt:
+        try:
+            request = pb.WithdrawBidRequest(signed_statement=signed_statement)
+            return self._bids.WithdrawBid(request).receipt
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def get_receipt(self, tender_id: str, bid_id: str) -> pb.Receipt:
+        try:
+            return self._bids.GetReceipt(pb.GetReceiptRequest(tender_id=tender_id, bid_id=bid_id))
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def get_record(self, tender_id: str) -> pb.OpeningRecord:
+        try:
+            request = pb.GetOpeningRecordRequest(tender_id=tender_id)
+            return self._records.GetOpeningRecord(request)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    # --- operators (operator port, mutual TLS) ------------------------------------------
+    def create_tender(
+        self,
+        tender_id: str,
+        title: str,
+        deadline: datetime,
+        opening_time: datetime,
+        accepted_ca_ids: list[str],
+        max_envelope_bytes: int = 0,
+        bid_count_visible: bool = False,
+    ) -> pb.Tender:
+        request = pb.CreateTenderRequest(
+            tender_id=tender_id,
+            title=title,
+            deadline=timestamp(deadline),
+            opening_time=timestamp(opening_time),
+            max_envelope_bytes=max_envelope_bytes,
+            accepted_ca_ids=accepted_ca_ids,
+            bid_count_visible=bid_count_visible,
+        )
+        try:
+            return self._admin.CreateTender(request)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def bid_count(self, tender_id: str) -> int:
+        try:
+            request = pb.GetBidCountRequest(tender_id=tender_id)
+            return int(self._admin.GetBidCount(request).current_bids)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def open_tender(self, tender_id: str) -> pb.OpeningRecord:
+        try:
+            return self._opening.OpenTender(pb.OpenTenderRequest(tender_id=tender_id))
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+
+def submission_stream(
+    tender_id: str,
+    envelope: Path,
+    size: int,
+    sha256: bytes,
+    outer_signature: bytes,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> Iterator[pb.SubmitBidRequest]:
+    yield pb.SubmitBidRequest(header=pb.SubmissionHeader(tender_id=tender_id, envelope_size=size))
+    with envelope.open("rb") as f:
+        while block := f.read(chunk_size):
+            yield pb.SubmitBidRequest(chunk=block)
+    yield pb.SubmitBidRequest(
+        trailer=pb.SubmissionTrailer(envelope_sha256=sha256, outer_signature=outer_signature)
+    )

@@ -1,0 +1,106 @@
+"""Tender schedule rules and the algorithms a bid must use. Pure: no I/O, no clock of its own.
+
+Rules (each has a test): the deadline is in the future at creation; the opening time is at
+or after the deadline; the envelope size limit is positive and under the hard limit; at
+least one bidder CA is accepted. A bad schedule is refused with INVALID_SCHEDULE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sealed_bid.config import Limits
+from sealed_bid.domain.ids import TenderId, parse_tender_id
+from sealed_bid.errors import InvalidSchedule, InvalidTender
+
+ENVELOPE_CONTENT_TYPES = ("authEnvelopedData", "envelopedData")
+CONTENT_ENCRYPTION = ("aes256_gcm", "aes256_cbc")
+KEY_TRANSPORT = "rsaes_oaep"
+DIGEST = "sha256"
+SIGNATURE_ALGORITHMS = ("sha256_rsa", "rsassa_pss", "sha256_ecdsa")
+MAX_TITLE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class BidAlgorithms:
+    """Exactly what an envelope for a tender may use; everything else is refused."""
+
+    oaep_hashes: tuple[str, ...]
+    content_encryption: tuple[str, ...] = CONTENT_ENCRYPTION
+    envelope_content_types: tuple[str, ...] = ENVELOPE_CONTENT_TYPES
+    key_transport: str = KEY_TRANSPORT
+    digest: str = DIGEST
+    signature_algorithms: tuple[str, ...] = SIGNATURE_ALGORITHMS
+
+
+@dataclass(frozen=True)
+class TenderSpec:
+    """A validated request to create a tender."""
+
+    tender_id: TenderId
+    title: str
+    deadline: datetime
+    opening_time: datetime
+    max_envelope_bytes: int
+    accepted_ca_ids: tuple[str, ...]
+    bid_count_visible: bool
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidSchedule(f"{name} must carry a time zone", field=name)
+    return value
+
+
+def validate_tender_spec(
+    *,
+    tender_id: str,
+    title: str,
+    deadline: datetime,
+    opening_time: datetime,
+    max_envelope_bytes: int,
+    accepted_ca_ids: tuple[str, ...],
+    bid_count_visible: bool,
+    known_ca_ids: frozenset[str],
+    now: datetime,
+    limits: Limits,
+) -> TenderSpec:
+    """Check every creation rule and return the spec, or raise with a stable code."""
+    try:
+        tid = parse_tender_id(tender_id)
+    except ValueError as exc:
+        raise InvalidTender(str(exc), field="tender_id") from None
+    if not title.strip() or len(title) > MAX_TITLE_CHARS:
+        raise InvalidTender(f"title must be 1..{MAX_TITLE_CHARS} characters", field="title")
+    _aware("deadline", deadline)
+    _aware("opening_time", opening_time)
+    earliest = now + timedelta(seconds=limits.min_schedule_lead_seconds)
+    if deadline <= earliest:
+        raise InvalidSchedule(
+            "the submission deadline must be in the future", field="deadline", now=now
+        )
+    if opening_time < deadline:
+        raise InvalidSchedule(
+            "the opening time must be at or after the submission deadline", field="opening_time"
+        )
+    size = max_envelope_bytes or limits.default_max_envelope_bytes
+    if size <= 0 or size > limits.hard_max_envelope_bytes:
+        raise InvalidTender(
+            f"max_envelope_bytes must be 1..{limits.hard_max_envelope_bytes}",
+            field="max_envelope_bytes",
+        )
+    if not accepted_ca_ids:
+        raise InvalidTender("name at least one accepted bidder CA", field="accepted_ca_ids")
+    unknown = sorted(set(accepted_ca_ids) - known_ca_ids)
+    if unknown:
+        raise InvalidTender(f"unknown bidder CA ids: {', '.join(unknown)}", field="accepted_ca_ids")
+    return TenderSpec(
+        tender_id=tid,
+        title=title.strip(),
+        deadline=deadline,
+        opening_time=opening_time,
+        max_envelope_bytes=size,
+        accepted_ca_ids=tuple(dict.fromkeys(accepted_ca_ids)),
+        bid_count_visible=bid_count_visible,
+    )

@@ -1,0 +1,55 @@
+"""Checks shared by submission and withdrawal: the signature's time, and the signer's
+certificate (through ca_bridge) — the outer signer is who the bidder is."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ca_bridge.identity import BidderIdentity
+from ca_bridge.validation import SignerPolicy, SignerValidation, validate_signer
+from sealed_bid.crypto.signed_data import SignatureFacts
+from sealed_bid.domain.tender import SIGNATURE_ALGORITHMS
+from sealed_bid.errors import AlgorithmRefused, SigningTimeInvalid
+from sealed_bid.service.context import ServiceContext
+
+DEFAULT_SIGNER_POLICY = SignerPolicy()
+
+
+def require_signing_time(facts: SignatureFacts, now: datetime, skew_seconds: int) -> datetime:
+    """The signature's signingTime orders a bidder's submissions; it must be present and
+    close to the service clock, so an old signature cannot be presented as new."""
+    if facts.signing_time is None:
+        raise SigningTimeInvalid("the signature has no signingTime attribute; sign again")
+    skew = timedelta(seconds=skew_seconds)
+    if abs(facts.signing_time - now) > skew:
+        raise SigningTimeInvalid(
+            f"the signature's signingTime is more than {skew_seconds} s from the service time;"
+            " check your clock and sign again",
+            signing_time=facts.signing_time,
+        )
+    return facts.signing_time
+
+
+def require_signature_algorithm(facts: SignatureFacts) -> None:
+    if facts.signature_algorithm not in SIGNATURE_ALGORITHMS:
+        raise AlgorithmRefused(
+            f"signature algorithm {facts.signature_algorithm} is not accepted; use one of "
+            + ", ".join(SIGNATURE_ALGORITHMS)
+        )
+
+
+def identify(facts: SignatureFacts) -> BidderIdentity:
+    return BidderIdentity.from_certificate(facts.signer_certificate_der)
+
+
+def validate(
+    ctx: ServiceContext, facts: SignatureFacts, accepted_ca_ids: list[str], now: datetime
+) -> SignerValidation:
+    return validate_signer(
+        facts.signer_certificate_der,
+        facts.certificates_der,
+        now,
+        ctx.trust,
+        accepted_ca_ids,
+        DEFAULT_SIGNER_POLICY,
+    )

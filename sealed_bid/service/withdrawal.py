@@ -1,0 +1,111 @@
+"""Withdrawing a bid before the deadline, by a statement signed by the same bidder.
+
+The statement's signingTime must be newer than everything the bidder sent before, so a
+withdrawal cannot be replayed and an old envelope cannot come back after it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sealed_bid.crypto.signed_data import verify_attached
+from sealed_bid.domain.ids import BidId, EnvelopeDigest
+from sealed_bid.domain.receipt import ReceiptContent
+from sealed_bid.domain.withdrawal import MAX_STATEMENT_BYTES, WithdrawalStatement
+from sealed_bid.errors import (
+    BidLate,
+    BidNotFound,
+    BidReplayed,
+    BidWithdrawn,
+    NotBidOwner,
+    StatementInvalid,
+)
+from sealed_bid.service import signers
+from sealed_bid.service.context import ServiceContext
+from sealed_bid.service.receipts import sign_receipt
+from sealed_bid.service.views import ReceiptView
+from sealed_bid.storage.db import unit_of_work
+from sealed_bid.storage.models import BidStatus, TenderState, Withdrawal
+from sealed_bid.storage.repository import Repository
+
+log = logging.getLogger("sealed_bid.withdrawal")
+
+
+class WithdrawalService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    def withdraw(self, signed_statement: bytes) -> ReceiptView:
+        ctx = self._ctx
+        if not signed_statement or len(signed_statement) > ctx.settings.limits.max_signature_bytes:
+            raise StatementInvalid("send the signed statement (DER CMS SignedData, attached)")
+        facts, content = verify_attached(signed_statement)
+        if len(content) > MAX_STATEMENT_BYTES:
+            raise StatementInvalid("the withdrawal statement is too large")
+        statement = WithdrawalStatement.parse(content)
+        signers.require_signature_algorithm(facts)
+        now = ctx.clock.now()
+        with unit_of_work(ctx.engine, read_only=True) as session:
+            tender = Repository(session).get_tender(statement.tender_id)
+            accepted = list(tender.accepted_ca_ids)
+        signing_time = signers.require_signing_time(
+            facts, now, ctx.settings.limits.signing_time_skew_seconds
+        )
+        signers.validate(ctx, facts, accepted, now)
+        tag = ctx.bidder_tag(statement.tender_id, signers.identify(facts))
+        statement_blob = ctx.blobs.put_bytes(signed_statement)
+        with unit_of_work(ctx.engine) as session:
+            repo = Repository(session)
+            tender = repo.lock_tender(statement.tender_id)
+            now = ctx.clock.now()
+            if now > tender.deadline or tender.state != TenderState.ACCEPTING:
+                raise BidLate("the submission deadline has passed; bids can no longer change")
+            bid = repo.get_bid(statement.bid_id)
+            if bid.tender_id != statement.tender_id:
+                raise BidNotFound(f"no bid {statement.bid_id!r} in this tender")
+            if bid.bidder_tag != tag:
+                raise NotBidOwner("only the bidder who submitted a bid may withdraw it")
+            if bid.status == BidStatus.WITHDRAWN:
+                raise BidWithdrawn("this bid is withdrawn already")
+            if bid.status != BidStatus.CURRENT:
+                raise BidReplayed("this bid was replaced; withdraw the current one")
+            slot = repo.lock_or_create_slot(statement.tender_id, tag)
+            if slot.last_signing_time is not None and signing_time <= slot.last_signing_time:
+                raise BidReplayed(
+                    "this statement is not newer than the bidder's last signed submission"
+                )
+            bid.status = BidStatus.WITHDRAWN
+            entry = ctx.audit.append(
+                session,
+                at=now,
+                event="bid.withdrawn",
+                tender_id=statement.tender_id,
+                bid_id=bid.id,
+                fields={"statement_blob": statement_blob},
+            )
+            content_r = ReceiptContent(
+                kind="withdrawal",
+                tender_id=statement.tender_id,
+                bid_id=BidId(bid.id),
+                envelope_sha256=EnvelopeDigest(bid.envelope_sha256),
+                size=bid.size,
+                received_at=now,
+                log_sequence=entry.seq,
+            )
+            receipt_der = sign_receipt(content_r, ctx.receipt_signer)
+            repo.add_withdrawal(
+                Withdrawal(
+                    tender_id=statement.tender_id,
+                    bid_id=bid.id,
+                    bidder_tag=tag,
+                    statement_blob=statement_blob,
+                    signing_time=signing_time,
+                    received_at=now,
+                    log_sequence=entry.seq,
+                    receipt_der=receipt_der,
+                )
+            )
+            slot.current_bid_id = None
+            slot.last_signing_time = signing_time
+        log.info("bid.withdrawn tender=%s bid=%s", statement.tender_id, statement.bid_id)
+        return ReceiptView(receipt_der, content_r)

@@ -1,0 +1,129 @@
+"""One real service for the end-to-end tests: a SoftHSM2 token, the dev PKI, SQLite, and
+a real gRPC server with TLS on 127.0.0.1, built once per session. The clock is a
+ManualClock — the only thing these tests control directly."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sealed_bid.app import Application, build_server, init_local, open_application
+from sealed_bid.client import SealedBidClient
+from sealed_bid.config import Settings
+from sealed_bid.crypto.package import build_package
+from sealed_bid.crypto.seal import SealedBid, seal_bid
+from sealed_bid.devpki import DevPki
+from sealed_bid.domain.bid_form import BidForm
+from sealed_bid.domain.clock import ManualClock
+from sealed_bid.domain.ids import TenderId
+from sealed_bid.api.server import SealedBidServer
+from sealed_bid.cli.common import load_signer
+from sealed_bid.v1 import sealed_bid_pb2 as pb
+
+
+@dataclass
+class Service:
+    settings: Settings
+    pki: DevPki
+    clock: ManualClock
+    app: Application
+    server: SealedBidServer
+    bidder: SealedBidClient
+    operator: SealedBidClient
+    observer: SealedBidClient
+
+
+@pytest.fixture(scope="session")
+def service(
+    softhsm_conf: Path, tmp_path_factory: pytest.TempPathFactory, session_start: datetime
+) -> Iterator[Service]:
+    state = tmp_path_factory.mktemp("service-state")
+    settings = Settings(state_dir=state, softhsm_conf=str(softhsm_conf), token_label="e2e")
+    pki = init_local(settings, session_start)
+    clock = ManualClock(session_start)
+    app = open_application(settings, clock)
+    server = build_server(app, "127.0.0.1:0", "127.0.0.1:0")
+    server.start()
+    root = pki.platform_root.cert.read_bytes()
+    bidder = SealedBidClient(f"127.0.0.1:{server.public_port}", root)
+    operator = SealedBidClient(
+        f"127.0.0.1:{server.operator_port}",
+        root,
+        pki.operator.key.read_bytes(),
+        pki.operator.cert.read_bytes(),
+    )
+    observer = SealedBidClient(
+        f"127.0.0.1:{server.operator_port}",
+        root,
+        pki.observer.key.read_bytes(),
+        pki.observer.cert.read_bytes(),
+    )
+    yield Service(settings, pki, clock, app, server, bidder, operator, observer)
+    for client in (bidder, operator, observer):
+        client.close()
+    server.stop()
+    app.close()
+
+
+_ids = itertools.count(1)
+
+
+def new_tender(
+    service: Service,
+    *,
+    deadline_in: timedelta = timedelta(hours=1),
+    opening_after_deadline: timedelta = timedelta(minutes=30),
+    max_envelope_bytes: int = 0,
+    count_visible: bool = False,
+) -> pb.Tender:
+    now = service.clock.now()
+    return service.operator.create_tender(
+        f"T-{next(_ids):04d}",
+        "Road resurfacing, lot 1",
+        now + deadline_in,
+        now + deadline_in + opening_after_deadline,
+        ["dev-bidder-ca"],
+        max_envelope_bytes,
+        count_visible,
+    )
+
+
+def seal_for(
+    service: Service,
+    tender: pb.Tender,
+    bidder: str,
+    workdir: Path,
+    *,
+    price: str = "1000000.00",
+    tender_id: str | None = None,
+    signing_time: datetime | None = None,
+) -> SealedBid:
+    files = service.pki.bidders[bidder]
+    form = BidForm(
+        tender_id=TenderId(tender_id or tender.tender_id),
+        bidder_name=files.company,
+        price=__import__("decimal").Decimal(price),
+        currency="CNY",
+        duration_days=180,
+        fields={"warranty_years": "3"},
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    doc = workdir / "technical-proposal.txt"
+    doc.write_text(f"Technical proposal of {files.company}\n", encoding="utf-8")
+    package = workdir / "package.zip"
+    with package.open("wb") as f:
+        build_package(form, {"technical-proposal.txt": doc}, f)
+    signer = load_signer(files.key, files.cert)
+    return seal_bid(
+        package,
+        signer,
+        tender.tender_certificate,
+        workdir,
+        oaep_hash="sha1",
+        signing_time=signing_time or service.clock.now(),
+    )
