@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sealed_bid.config import Settings
-from sealed_bid.hsm.softhsm import write_softhsm_conf
+from sealed_bid.hsm.softhsm import init_softhsm_token, write_softhsm_conf
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +38,29 @@ def softhsm_conf(softhsm_state: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def session_start() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="session")
+def hsm_settings(softhsm_state: Path, softhsm_conf: Path) -> Settings:
+    """The hsm tests' token, in the state directory that holds the session's config."""
+    settings = Settings(state_dir=softhsm_state, token_label="hsm-tests")
+    assert settings.softhsm_conf_path == softhsm_conf
+    return settings
+
+
+@pytest.fixture(scope="session")
+def e2e_settings(tmp_path_factory: pytest.TempPathFactory, softhsm_conf: Path) -> Settings:
+    """The end-to-end service's own state directory, sharing the session's SoftHSM config."""
+    return Settings(
+        state_dir=tmp_path_factory.mktemp("service-state"),
+        softhsm_conf=str(softhsm_conf),
+        token_label="e2e",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _all_test_tokens(hsm_settings: Settings, e2e_settings: Settings) -> None:
+    """Create every token of the session before any test loads the PKCS#11 module:
+    SoftHSM2 lists the tokens it found at C_Initialize and does not see later ones."""
+    for settings in (hsm_settings, e2e_settings):
+        init_softhsm_token(settings)

@@ -15,14 +15,13 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 from datetime import datetime
+from typing import Any
 
 from ca_bridge.identity import BidderIdentity
 from sealed_bid.crypto.seal import open_bid
 from sealed_bid.crypto.signed_data import verify_detached
 from sealed_bid.domain.ids import TenderId
-from sealed_bid.domain.opening_record import BidStatus as BidStatus_
 from sealed_bid.domain.opening_record import (
     BidderEntry,
     BidRow,
@@ -30,6 +29,7 @@ from sealed_bid.domain.opening_record import (
     NotOpenedBid,
     OpeningRecord,
 )
+from sealed_bid.domain.opening_record import BidStatus as BidStatus_
 from sealed_bid.errors import (
     DecryptionFailed,
     InnerSignatureInvalid,

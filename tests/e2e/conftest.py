@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from sealed_bid.api.server import SealedBidServer
 from sealed_bid.app import Application, build_server, init_local, open_application
+from sealed_bid.cli.common import load_signer
 from sealed_bid.client import SealedBidClient
 from sealed_bid.config import Settings
 from sealed_bid.crypto.package import build_package
@@ -21,8 +23,6 @@ from sealed_bid.devpki import DevPki
 from sealed_bid.domain.bid_form import BidForm
 from sealed_bid.domain.clock import ManualClock
 from sealed_bid.domain.ids import TenderId
-from sealed_bid.api.server import SealedBidServer
-from sealed_bid.cli.common import load_signer
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 
 
@@ -39,11 +39,8 @@ class Service:
 
 
 @pytest.fixture(scope="session")
-def service(
-    softhsm_conf: Path, tmp_path_factory: pytest.TempPathFactory, session_start: datetime
-) -> Iterator[Service]:
-    state = tmp_path_factory.mktemp("service-state")
-    settings = Settings(state_dir=state, softhsm_conf=str(softhsm_conf), token_label="e2e")
+def service(e2e_settings: Settings, session_start: datetime) -> Iterator[Service]:
+    settings = e2e_settings
     pki = init_local(settings, session_start)
     clock = ManualClock(session_start)
     app = open_application(settings, clock)

@@ -13,19 +13,9 @@ from pathlib import Path
 import pytest
 
 from sealed_bid.config import Settings
-from sealed_bid.hsm.softhsm import init_softhsm_token
 from sealed_bid.hsm.token import Token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def hsm_settings(softhsm_state: Path, softhsm_conf: Path) -> Settings:
-    # The session's SoftHSM configuration lives in this state directory (tests/conftest.py).
-    settings = Settings(state_dir=softhsm_state, token_label="hsm-tests")
-    assert settings.softhsm_conf_path == softhsm_conf
-    init_softhsm_token(settings)
-    return settings
 
 
 @pytest.fixture(scope="session")
