@@ -150,36 +150,7 @@ class SignatureInvalid(SealedBidError):
     status = Status.INVALID_ARGUMENT
 
 
-class SignerUntrusted(SealedBidError):
-    code = "SIGNER_UNTRUSTED"
-    status = Status.PERMISSION_DENIED
-
-
-class SignerExpired(SealedBidError):
-    code = "SIGNER_EXPIRED"
-    status = Status.PERMISSION_DENIED
-
-
-class SignerNotYetValid(SealedBidError):
-    code = "SIGNER_NOT_YET_VALID"
-    status = Status.PERMISSION_DENIED
-
-
-class SignerRevoked(SealedBidError):
-    code = "SIGNER_REVOKED"
-    status = Status.PERMISSION_DENIED
-
-
-class SignerKeyUsage(SealedBidError):
-    code = "SIGNER_KEY_USAGE"
-    status = Status.PERMISSION_DENIED
-
-
-class RevocationUnavailable(SealedBidError):
-    """Revocation status could not be fetched; the bidder may retry later."""
-
-    code = "REVOCATION_UNAVAILABLE"
-    status = Status.UNAVAILABLE
+# Signer-certificate refusals (SIGNER_*, REVOCATION_UNAVAILABLE) are ca_bridge.errors.
 
 
 class SigningTimeInvalid(SealedBidError):

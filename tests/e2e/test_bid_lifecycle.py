@@ -85,3 +85,32 @@ def test_full_lifecycle_opens_current_bids_only(service: Service, tmp_path: Path
         assert beta_result.receipt.content.bid_id in record.record_json
     finally:
         service.clock.advance(-timedelta(hours=2, seconds=5))
+
+
+def test_the_audit_log_verifies_with_the_audit_certificate_and_names_no_bidder(
+    service: Service, tmp_path: Path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from sealed_bid.storage.db import unit_of_work
+
+    tender = new_tender(service)
+    sealed = seal_for(service, tender, "gamma", tmp_path)
+    service.bidder.submit_bid(tender.tender_id, sealed.envelope_path, sealed.outer_signature_der)
+    cert = x509.load_pem_x509_certificate(service.pki.platform_cert("platform-audit").read_bytes())
+    key = cert.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+
+    def verify(message: bytes, signature: bytes) -> None:
+        key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+
+    with unit_of_work(service.app.context.engine, read_only=True) as session:
+        checked = service.app.context.audit.verify_chain(session, verify_signature=verify)
+        entries = service.app.context.audit.entries(session, tender_id=tender.tender_id)
+        text = " ".join(e.fields_json for e in entries)
+    assert checked >= 2
+    assert [e.event for e in entries] == ["tender.created", "bid.accepted"]
+    gamma = service.pki.bidders["gamma"]
+    assert gamma.company not in text and gamma.credit_code not in text
