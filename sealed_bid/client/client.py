@@ -4,11 +4,12 @@ service's stable code (``exc.code == "BID_LATE"``) and gRPC status."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import grpc
 
@@ -18,6 +19,7 @@ from sealed_bid.v1 import sealed_bid_pb2 as pb
 from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
 
 DEFAULT_CHUNK = 1024 * 1024
+T = TypeVar("T")
 
 
 class ServiceError(Exception):
@@ -35,6 +37,13 @@ class ServiceError(Exception):
         details = error.details() if isinstance(error, grpc.Call) else str(error)
         code = error_code_of(error) or f"GRPC_{status.name}"
         return cls(code, status.name, details or "")
+
+
+def _call(rpc_call: Callable[[], T]) -> T:
+    try:
+        return rpc_call()
+    except grpc.RpcError as exc:
+        raise ServiceError.from_rpc(exc) from None
 
 
 @dataclass(frozen=True)
@@ -77,16 +86,10 @@ class SealedBidClient:
 
     # --- public -------------------------------------------------------------------------
     def get_tender(self, tender_id: str) -> pb.Tender:
-        try:
-            return self._directory.GetTender(pb.GetTenderRequest(tender_id=tender_id))
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        return _call(lambda: self._directory.GetTender(pb.GetTenderRequest(tender_id=tender_id)))
 
     def list_tenders(self) -> list[pb.Tender]:
-        try:
-            return list(self._directory.ListTenders(pb.ListTendersRequest()).tenders)
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        return _call(lambda: list(self._directory.ListTenders(pb.ListTendersRequest()).tenders))
 
     def submit_bid(
         self,
@@ -104,39 +107,26 @@ class SealedBidClient:
         requests = submission_stream(
             tender_id, envelope, size, digest.digest(), outer_signature, chunk_size
         )
-        try:
-            response = self._bids.SubmitBid(requests)
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        response = _call(lambda: self._bids.SubmitBid(requests))
         return SubmitResult(response.receipt, response.duplicate)
 
     def submit_stream(self, requests: Iterator[pb.SubmitBidRequest]) -> SubmitResult:
         """Send a hand-made request stream (tests and tools that probe the server)."""
-        try:
-            response = self._bids.SubmitBid(requests)
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        response = _call(lambda: self._bids.SubmitBid(requests))
         return SubmitResult(response.receipt, response.duplicate)
 
     def withdraw_bid(self, signed_statement: bytes) -> pb.Receipt:
-        try:
-            request = pb.WithdrawBidRequest(signed_statement=signed_statement)
-            return self._bids.WithdrawBid(request).receipt
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        request = pb.WithdrawBidRequest(signed_statement=signed_statement)
+        return _call(lambda: self._bids.WithdrawBid(request).receipt)
 
     def get_receipt(self, tender_id: str, bid_id: str) -> pb.Receipt:
-        try:
-            return self._bids.GetReceipt(pb.GetReceiptRequest(tender_id=tender_id, bid_id=bid_id))
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        return _call(
+            lambda: self._bids.GetReceipt(pb.GetReceiptRequest(tender_id=tender_id, bid_id=bid_id))
+        )
 
     def get_record(self, tender_id: str) -> pb.OpeningRecord:
-        try:
-            request = pb.GetOpeningRecordRequest(tender_id=tender_id)
-            return self._records.GetOpeningRecord(request)
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        request = pb.GetOpeningRecordRequest(tender_id=tender_id)
+        return _call(lambda: self._records.GetOpeningRecord(request))
 
     # --- operators (operator port, mutual TLS) ------------------------------------------
     def create_tender(
@@ -158,23 +148,14 @@ class SealedBidClient:
             accepted_ca_ids=accepted_ca_ids,
             bid_count_visible=bid_count_visible,
         )
-        try:
-            return self._admin.CreateTender(request)
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        return _call(lambda: self._admin.CreateTender(request))
 
     def bid_count(self, tender_id: str) -> int:
-        try:
-            request = pb.GetBidCountRequest(tender_id=tender_id)
-            return int(self._admin.GetBidCount(request).current_bids)
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        request = pb.GetBidCountRequest(tender_id=tender_id)
+        return _call(lambda: int(self._admin.GetBidCount(request).current_bids))
 
     def open_tender(self, tender_id: str) -> pb.OpeningRecord:
-        try:
-            return self._opening.OpenTender(pb.OpenTenderRequest(tender_id=tender_id))
-        except grpc.RpcError as exc:
-            raise ServiceError.from_rpc(exc) from None
+        return _call(lambda: self._opening.OpenTender(pb.OpenTenderRequest(tender_id=tender_id)))
 
 
 def submission_stream(
