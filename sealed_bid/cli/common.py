@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from sealed_bid.client import SealedBidClient
+from sealed_bid.client import SealedBidClient, ServiceError
 from sealed_bid.config import Settings, load_settings
 from sealed_bid.crypto.software_signer import SoftwareSigner
 from sealed_bid.devpki import load_dev_pki
@@ -67,3 +68,25 @@ def pem_or_der_certificate(path: Path) -> bytes:
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
     return data
+
+
+def print_record(record_json: str) -> None:
+    """The opening table: one row per opened bid, then the envelopes not opened."""
+    record = json.loads(record_json)
+    print(f"Opening record for {record['tender_id']}: {record['title']}")
+    print(f"{'seq':>5}  {'bidder':<28} {'price':>16} {'cur':<4} {'days':>5}  status")
+    for bid in record["bids"]:
+        form = bid.get("form") or {}
+        bidder = (bid.get("bidder") or {}).get("organisation") or "?"
+        print(
+            f"{bid['log_sequence']:>5}  {bidder[:28]:<28} {form.get('price', '-'):>16} "
+            f"{form.get('currency', ''):<4} {form.get('duration_days', ''):>5}  {bid['status']}"
+        )
+    for bid in record["not_opened"]:
+        print(f"{'':>5}  {bid['bid_id']:<28} {'':>16} {'':<4} {'':>5}  {bid['status']}")
+
+
+def refusal_text(exc: ServiceError) -> str:
+    """``CODE (STATUS): message`` for a refusal, without the code twice."""
+    message = exc.message.removeprefix(f"{exc.code}: ")
+    return f"{exc.code} ({exc.status}): {message}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import signal
@@ -12,14 +13,25 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from sealed_bid.cli import common
 from sealed_bid.client import ServiceError
+from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import seal_bid
 from sealed_bid.crypto.signed_data import sign_attached
 from sealed_bid.devpki import make_dev_pki
+from sealed_bid.domain.bid_form import BidForm
+from sealed_bid.domain.clock import SystemClock
 from sealed_bid.domain.ids import BidId, TenderId
 from sealed_bid.domain.withdrawal import WithdrawalStatement
 from sealed_bid.errors import SealedBidError
+from sealed_bid.service.receipts import verify_receipt
+
+# The commands that run the service (init, serve, demo) import sealed_bid.app only when
+# they run: loading it (PKCS#11, SQLAlchemy, the servicers) adds a second to every other
+# command. Hence their "noqa: PLC0415".
 
 
 def _time(text: str) -> datetime:
@@ -30,7 +42,7 @@ def _time(text: str) -> datetime:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from sealed_bid.app import init_local
+    from sealed_bid.app import init_local  # noqa: PLC0415
 
     settings = common.settings_from(args)
     pki = init_local(settings, datetime.now(UTC))
@@ -40,8 +52,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sealed_bid.app import build_server, open_application
-    from sealed_bid.domain.clock import SystemClock
+    from sealed_bid.app import build_server, open_application  # noqa: PLC0415
 
     settings = common.settings_from(args)
     app = open_application(settings, SystemClock())
@@ -79,9 +90,6 @@ def cmd_tender_show(args: argparse.Namespace) -> int:
     with common.connect(args, operator=False) as client:
         tender = client.get_tender(args.id)
     if args.cert_out:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
         cert = x509.load_der_x509_certificate(tender.tender_certificate)
         args.cert_out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     print(
@@ -99,6 +107,31 @@ def cmd_tender_show(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
+    return 0
+
+
+def cmd_bid_package(args: argparse.Namespace) -> int:
+    form = BidForm.parse(args.form.read_bytes())
+    documents: dict[str, Path] = {}
+    for path in args.doc or []:
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such file")
+        if path.name in documents:
+            raise SystemExit(f"two documents are named {path.name!r}; rename one")
+        documents[path.name] = path
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    partial = args.out.with_name(args.out.name + ".partial")
+    try:
+        with partial.open("wb") as dst:
+            build_package(form, documents, dst)
+        partial.replace(args.out)
+    finally:
+        partial.unlink(missing_ok=True)
+    with args.out.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    print(f"package:   {args.out} ({args.out.stat().st_size} bytes, sha256 {digest})")
+    print(f"bid form:  {form.bidder_name}, {form.price} {form.currency}, tender {form.tender_id}")
+    print(f"documents: {', '.join(documents) or '(none)'}")
     return 0
 
 
@@ -137,8 +170,6 @@ def cmd_bid_withdraw(args: argparse.Namespace) -> int:
 
 
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
-    from sealed_bid.service.receipts import verify_receipt
-
     root = common.pem_or_der_certificate(args.platform_root)
     verified = verify_receipt(args.receipt.read_bytes(), root)
     print(json.dumps(verified.content.to_dict(), indent=2))
@@ -149,7 +180,7 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
 def cmd_open(args: argparse.Namespace) -> int:
     with common.connect(args, operator=True) as client:
         record = client.open_tender(args.tender)
-    _print_record(record.record_json)
+    common.print_record(record.record_json)
     print(f"record sha256 {record.record_sha256}")
     return 0
 
@@ -160,23 +191,8 @@ def cmd_record_show(args: argparse.Namespace) -> int:
     if args.json:
         print(record.record_json)
     else:
-        _print_record(record.record_json)
+        common.print_record(record.record_json)
     return 0
-
-
-def _print_record(record_json: str) -> None:
-    record = json.loads(record_json)
-    print(f"Opening record for {record['tender_id']}: {record['title']}")
-    print(f"{'seq':>5}  {'bidder':<28} {'price':>16} {'cur':<4} {'days':>5}  status")
-    for bid in record["bids"]:
-        form = bid.get("form") or {}
-        bidder = (bid.get("bidder") or {}).get("organisation") or "?"
-        print(
-            f"{bid['log_sequence']:>5}  {bidder[:28]:<28} {form.get('price', '-'):>16} "
-            f"{form.get('currency', ''):<4} {form.get('duration_days', ''):>5}  {bid['status']}"
-        )
-    for bid in record["not_opened"]:
-        print(f"{'':>5}  {bid['bid_id']:<28} {'':>16} {'':<4} {'':>5}  {bid['status']}")
 
 
 def cmd_dev_pki(args: argparse.Namespace) -> int:
@@ -186,7 +202,7 @@ def cmd_dev_pki(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sealed_bid.cli.demo import run_demo
+    from sealed_bid.cli.demo import run_demo  # noqa: PLC0415
 
     return run_demo(args.keep)
 
@@ -222,9 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert-out", type=Path, help="write the tender certificate (PEM) here")
     p.set_defaults(func=cmd_tender_show)
 
-    bid = sub.add_parser("bid", help="seal, submit or withdraw bids").add_subparsers(
+    bid = sub.add_parser("bid", help="package, seal, submit or withdraw bids").add_subparsers(
         dest="bid_command", required=True
     )
+    p = bid.add_parser("package", help="build a bid package ZIP from a bid form and documents")
+    p.add_argument("--form", type=Path, required=True, help="the bid form (bid.json)")
+    p.add_argument(
+        "--doc", type=Path, action="append", help="a bid document (repeatable); stored by name"
+    )
+    p.add_argument("--out", type=Path, required=True, help="the package ZIP to write")
+    p.set_defaults(func=cmd_bid_package)
     p = bid.add_parser("seal", help="sign and encrypt a bid package (offline)")
     p.add_argument("--package", type=Path, required=True, help="the bid package ZIP")
     p.add_argument("--tender-cert", type=Path, required=True)
@@ -287,11 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ServiceError as exc:
-        print(f"refused: {exc.code} ({exc.status}): {exc.message}", file=sys.stderr)
+        print(f"refused: {common.refusal_text(exc)}", file=sys.stderr)
         return 2
     except SealedBidError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
