@@ -3,6 +3,9 @@ listener against the platform root, whose subject carries OU=operator."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import cast
+
 import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -14,8 +17,9 @@ OPERATOR_ROLE = "operator"
 
 def operator_subject(context: grpc.ServicerContext) -> str:
     """Return the operator's subject (RFC 4514) or raise OperatorRequired."""
-    auth = context.auth_context()
-    pems = [p for p in auth.get("x509_pem_cert", []) if isinstance(p, bytes)]
+    # grpc-stubs types the values as bytes; grpcio really returns a list of bytes.
+    auth = cast("Mapping[str, Sequence[bytes]]", context.auth_context())
+    pems = list(auth.get("x509_pem_cert", ()))
     if not pems:
         raise OperatorRequired("this RPC needs an operator client certificate (mutual TLS)")
     cert = x509.load_pem_x509_certificate(pems[0])
