@@ -104,11 +104,11 @@ class SealedBidClient:
         with envelope.open("rb") as f:
             while block := f.read(chunk_size):
                 digest.update(block)
-        requests = submission_stream(
-            tender_id, envelope, size, digest.digest(), outer_signature, chunk_size
+        return self.submit_stream(
+            submission_stream(
+                tender_id, envelope, size, digest.digest(), outer_signature, chunk_size
+            )
         )
-        response = _call(lambda: self._bids.SubmitBid(requests))
-        return SubmitResult(response.receipt, response.duplicate)
 
     def submit_stream(self, requests: Iterator[pb.SubmitBidRequest]) -> SubmitResult:
         """Send a hand-made request stream (tests and tools that probe the server)."""

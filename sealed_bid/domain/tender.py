@@ -18,7 +18,7 @@ ENVELOPE_CONTENT_TYPES = ("authEnvelopedData", "envelopedData")
 CONTENT_ENCRYPTION = ("aes256_gcm", "aes256_cbc")
 KEY_TRANSPORT = "rsaes_oaep"
 DIGEST = "sha256"
-SIGNATURE_ALGORITHMS = ("sha256_rsa", "rsassa_pss", "sha256_ecdsa")
+SIGNATURE_ALGORITHMS = ("sha256_rsa", "sha256_rsa_pss", "sha256_ecdsa")
 MAX_TITLE_CHARS = 300
 
 

@@ -86,7 +86,7 @@ class BidAlgorithms(_message.Message):
 
     @_builtins.property
     def signature_algorithms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """"sha256_rsa", "rsassa_pss", "sha256_ecdsa" """
+        """"sha256_rsa", "sha256_rsa_pss", "sha256_ecdsa" """
 
     def __init__(
         self,
