@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +25,7 @@ from sealed_bid.devpki import (
     issue_platform_certs,
     load_dev_pki,
     make_dev_pki,
+    refresh_dev_crls,
 )
 from sealed_bid.domain.clock import Clock
 from sealed_bid.errors import ConfigError
@@ -59,11 +61,11 @@ def init_local(settings: Settings, now: datetime) -> DevPki:
         }
         if missing:
             issue_platform_certs(pki, missing, now)
+        refresh_dev_crls(pki, now)
     return pki
 
 
-def _cert_der(path_text: str, settings: Settings) -> bytes:
-    path = settings.pki_path / path_text
+def _cert_der(path: Path) -> bytes:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
             serialization.Encoding.DER
@@ -85,15 +87,17 @@ class Application:
 
 
 def open_application(settings: Settings, clock: Clock) -> Application:
-    pki = load_dev_pki(settings.pki_path)
+    """Open the token, database, blob store and trust store named by ``settings``. Works
+    on any PKCS#11 module and any certificates laid out as the settings say; the dev PKI
+    is only the default layout."""
     token = Token.open(settings)
     try:
         profile = require_profile(probe(token))
         engine = make_engine(settings.db_url)
         create_schema(engine)
 
-        def cert(name: str) -> bytes:
-            return _cert_der(str(pki.platform_cert(name).relative_to(settings.pki_path)), settings)
+        def cert(label: str) -> bytes:
+            return _cert_der(settings.platform_cert_path(label))
 
         audit_signer = TokenSigner(token, "platform-audit", cert("platform-audit"))
         ctx = ServiceContext(
@@ -103,7 +107,7 @@ def open_application(settings: Settings, clock: Clock) -> Application:
             engine=engine,
             blobs=BlobStore(settings.blob_dir),
             audit=AuditLog(audit_signer.sign),
-            trust=TrustStore.from_directory(pki.trust_dir),
+            trust=TrustStore.from_directory(settings.trust_path),
             oaep_hashes=profile.oaep_hashes,
             receipt_signer=TokenSigner(token, "platform-receipt", cert("platform-receipt")),
             tender_ca_signer=TokenSigner(token, "platform-tender-ca", cert("platform-tender-ca")),
@@ -130,8 +134,12 @@ def build_server(
     app: Application, public: str | None = None, operator: str | None = None
 ) -> SealedBidServer:
     settings = app.context.settings
-    pki = load_dev_pki(settings.pki_path)
-    tls = TlsMaterial.from_files(pki.server.key, pki.server.cert, pki.platform_root.cert)
+    try:
+        tls = TlsMaterial.from_files(
+            settings.tls_key_path, settings.tls_cert_path, settings.operator_ca_path
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS material: {exc}") from None
     return SealedBidServer(
         app.services,
         tls,

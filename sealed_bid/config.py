@@ -33,7 +33,6 @@ class Limits:
     """How far a signature's signingTime may lie from the service clock."""
     min_schedule_lead_seconds: int = 0
     """How far in the future a deadline must be at tender creation."""
-    max_chain_depth: int = 6
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,21 @@ class Settings:
     operator_listen: str = "127.0.0.1:50052"
     """mTLS port for operators (tender creation, opening)."""
     pki_dir: str = ""
-    """Where the trust material lives; empty means <state_dir>/pki."""
+    """Where the certificates live; empty means <state_dir>/pki (the dev PKI's layout)."""
+    platform_root_file: str = ""
+    """PEM root that certifies the platform's keys; empty: <pki>/platform/dev-platform-root.pem."""
+    platform_cert_dir: str = ""
+    """Certificates of the token-held keys, <label>.pem; empty: <pki>/platform."""
+    tls_cert_file: str = ""
+    """Server certificate chain (PEM); empty: <pki>/platform/server.pem."""
+    tls_key_file: str = ""
+    """Server TLS private key (PEM); empty: <pki>/platform/server.key.pem."""
+    operator_ca_file: str = ""
+    """Roots that operator client certificates must chain to; empty: the platform root."""
+    trust_dir: str = ""
+    """Bidder CA trust store, <trust>/<ca-id>/{anchors,intermediates,crls}; empty: <pki>/trust."""
+    log_level: str = "INFO"
+    """Level of the service's structured log (DEBUG, INFO, WARNING, ERROR)."""
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -75,6 +88,32 @@ class Settings:
     @property
     def pki_path(self) -> Path:
         return Path(self.pki_dir) if self.pki_dir else self.state_dir / "pki"
+
+    def _pki_file(self, explicit: str, *default: str) -> Path:
+        return Path(explicit) if explicit else self.pki_path.joinpath(*default)
+
+    @property
+    def platform_root_path(self) -> Path:
+        return self._pki_file(self.platform_root_file, "platform", "dev-platform-root.pem")
+
+    def platform_cert_path(self, label: str) -> Path:
+        return self._pki_file(self.platform_cert_dir, "platform") / f"{label}.pem"
+
+    @property
+    def tls_cert_path(self) -> Path:
+        return self._pki_file(self.tls_cert_file, "platform", "server.pem")
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self._pki_file(self.tls_key_file, "platform", "server.key.pem")
+
+    @property
+    def operator_ca_path(self) -> Path:
+        return Path(self.operator_ca_file) if self.operator_ca_file else self.platform_root_path
+
+    @property
+    def trust_path(self) -> Path:
+        return self._pki_file(self.trust_dir, "trust")
 
     @property
     def blob_dir(self) -> Path:
@@ -153,4 +192,9 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
             raise ConfigError(f"limit {name} must not be negative")
     if limits.max_chunk_bytes < 1024:
         raise ConfigError("limit max_chunk_bytes must be at least 1024")
-    return replace(base, **values, limits=limits)
+    settings = replace(base, **values, limits=limits)
+    if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(
+            f"log_level must be DEBUG, INFO, WARNING or ERROR, not {settings.log_level!r}"
+        )
+    return settings

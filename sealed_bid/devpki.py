@@ -202,7 +202,7 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
     issuing_signer = SoftwareSigner(issuing_key, issuing)
     rogue_signer = SoftwareSigner(rogue_key, rogue)
     good = signing_profile(crl_distribution_urls=(f"{_CRL_BASE}/issuing.crl",))
-    day, year = timedelta(days=1), timedelta(days=365)
+    hour, day, year = timedelta(hours=1), timedelta(days=1), timedelta(days=365)
     windows = {
         "expired": (now - 2 * year, now - day),
         "not_yet_valid": (now + 2 * day, now + year),
@@ -228,7 +228,9 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
             revoked_serial = x509.load_der_x509_certificate(cert).serial_number
 
     # --- CRLs: the issuing CA's lists "revoked"; the root's is empty --------------------
-    _write_crl(pki.bidder_issuing_crl, issuing_key, issuing, now, [(revoked_serial, now)])
+    _write_crl(
+        pki.bidder_issuing_crl, issuing_key, issuing, now, [(revoked_serial, now - 2 * hour)]
+    )
     _write_crl(pki.bidder_root_crl, root_key, root, now, [])
 
     # --- Trust material for the service -------------------------------------------------
@@ -240,6 +242,29 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
     (ca_dir / "crls" / "dev-bidder-root.crl").write_bytes(pki.bidder_root_crl.read_bytes())
     (ca_dir / "crls" / "dev-bidder-issuing.crl").write_bytes(pki.bidder_issuing_crl.read_bytes())
     return pki
+
+
+def refresh_dev_crls(pki: DevPki, now: datetime) -> bool:
+    """Re-issue the dev CRLs (same entries, next number) when they expire within a day,
+    also in the trust store, so a long-lived dev set-up keeps accepting bids. Returns
+    whether anything was re-issued. (Real CRLs come from the CAs: issue 4's sync job.)"""
+    changed = False
+    pairs = ((pki.bidder_issuing_crl, pki.bidder_issuing), (pki.bidder_root_crl, pki.bidder_root))
+    for crl_path, ca in pairs:
+        crl = x509.load_der_x509_crl(crl_path.read_bytes())
+        next_update = crl.next_update_utc
+        if next_update is not None and next_update > now + timedelta(days=1):
+            continue
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        ca_der = x509.load_pem_x509_certificate(ca.cert.read_bytes()).public_bytes(
+            serialization.Encoding.DER
+        )
+        revoked = [(entry.serial_number, entry.revocation_date_utc) for entry in crl]
+        _write_crl(crl_path, _load_key(ca.key), ca_der, now, revoked, number + 1)
+        trust_copy = pki.trust_dir / BIDDER_CA_ID / "crls" / crl_path.name
+        trust_copy.write_bytes(crl_path.read_bytes())
+        changed = True
+    return changed
 
 
 def load_dev_pki(directory: Path) -> DevPki:
@@ -402,6 +427,7 @@ def _write_crl(
     issuer_der: bytes,
     now: datetime,
     revoked: list[tuple[int, datetime]],
+    number: int = 1,
 ) -> None:
     issuer = x509.load_der_x509_certificate(issuer_der)
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -412,7 +438,7 @@ def _write_crl(
         # a CRL that was already issued.
         .last_update((now - timedelta(hours=1)).replace(microsecond=0))
         .next_update((now + timedelta(days=7)).replace(microsecond=0))
-        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(x509.CRLNumber(number), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )
@@ -421,7 +447,7 @@ def _write_crl(
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder()
             .serial_number(serial)
-            .revocation_date((when - timedelta(hours=2)).replace(microsecond=0))
+            .revocation_date(when.replace(microsecond=0))
             .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
             .build()
         )

@@ -238,3 +238,20 @@ def test_openssl_sees_the_revoked_bidder_as_revoked(pki: DevPki) -> None:
 
     assert result.returncode != 0
     assert "certificate revoked" in result.stdout + result.stderr
+
+
+def test_dev_crls_are_reissued_with_the_same_entries_before_they_expire(tmp_path: Path) -> None:
+    from sealed_bid.devpki import refresh_dev_crls
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    pki = make_dev_pki(tmp_path / "pki", start)
+    before = x509.load_der_x509_crl(pki.bidder_issuing_crl.read_bytes())
+    assert not refresh_dev_crls(pki, start + timedelta(days=1))
+    assert refresh_dev_crls(pki, start + timedelta(days=6, hours=12))
+    after = x509.load_der_x509_crl(pki.bidder_issuing_crl.read_bytes())
+    assert [e.serial_number for e in after] == [e.serial_number for e in before]
+    assert [e.revocation_date_utc for e in after] == [e.revocation_date_utc for e in before]
+    assert after.next_update_utc is not None
+    assert after.next_update_utc > start + timedelta(days=13)
+    trust_copy = pki.trust_dir / "dev-bidder-ca" / "crls" / pki.bidder_issuing_crl.name
+    assert trust_copy.read_bytes() == pki.bidder_issuing_crl.read_bytes()

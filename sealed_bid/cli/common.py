@@ -42,17 +42,27 @@ def connect(args: argparse.Namespace, operator: bool) -> SealedBidClient:
     """Connect with explicit files, or with the local dev PKI of the state directory."""
     settings = settings_from(args)
     pki = load_dev_pki(settings.pki_path) if settings.pki_path.exists() else None
-    ca_file = args.ca_file or (pki.platform_root.cert if pki else None)
-    if ca_file is None:
+    ca_file = args.ca_file or settings.platform_root_path
+    if not ca_file.exists():
         raise SystemExit("name the server's root certificate with --ca-file")
     if operator:
-        address = args.address or settings.operator_listen
+        address = args.address or local_address(settings.operator_listen)
         cert = args.cert or (pki.operator.cert if pki else None)
         key = args.key or (pki.operator.key if pki else None)
         if cert is None or key is None:
             raise SystemExit("operator commands need --cert and --key")
         return SealedBidClient(address, ca_file.read_bytes(), key.read_bytes(), cert.read_bytes())
-    return SealedBidClient(args.address or settings.public_listen, ca_file.read_bytes())
+    address = args.address or local_address(settings.public_listen)
+    return SealedBidClient(address, ca_file.read_bytes())
+
+
+def local_address(listen: str) -> str:
+    """Where to reach a service listening on ``listen`` from this machine: a wildcard
+    bind is reached on 127.0.0.1, which the server certificate names."""
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - comparing, not binding
+        return f"127.0.0.1:{port}"
+    return listen
 
 
 def load_signer(key_path: Path, cert_path: Path) -> SoftwareSigner:

@@ -55,6 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sealed_bid.app import build_server, open_application  # noqa: PLC0415
 
     settings = common.settings_from(args)
+    # Service events are one line each: "event key=value ..." with ids, never secrets.
+    logging.getLogger().setLevel(settings.log_level.upper())
     app = open_application(settings, SystemClock())
     server = build_server(app)
     server.start()
@@ -140,7 +142,7 @@ def cmd_bid_seal(args: argparse.Namespace) -> int:
     tender_cert = common.pem_or_der_certificate(args.tender_cert)
     args.out.mkdir(parents=True, exist_ok=True)
     sealed = seal_bid(args.package, signer, tender_cert, args.out, oaep_hash=args.oaep_hash)
-    sig_path = args.out / "envelope.sig"
+    sig_path = args.out / "bid.p7s"
     sig_path.write_bytes(sealed.outer_signature_der)
     print(f"envelope:  {sealed.envelope_path} ({sealed.size} bytes, sha256 {sealed.sha256})")
     print(f"signature: {sig_path}")
@@ -305,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -31,11 +31,14 @@ from sealed_bid.domain.opening_record import (
 )
 from sealed_bid.domain.opening_record import BidStatus as BidStatus_
 from sealed_bid.errors import (
+    AlgorithmRefused,
     DecryptionFailed,
+    EnvelopeNotCms,
+    EnvelopeNotDer,
+    EnvelopeWrongContentType,
     InnerSignatureInvalid,
     KeyTransportFailed,
     MalformedPackage,
-    NotYetOpen,
     SealedBidError,
     SignatureInvalid,
     SignatureMalformed,
@@ -167,18 +170,10 @@ class OpeningService:
         work.mkdir(parents=True, exist_ok=True)
         try:
             opened = open_bid(ctx.blobs.path(ref.envelope_sha256), access, tender_cert, work)
-        except KeyTransportFailed as exc:
-            return ref.row(status="KEY_TRANSPORT_FAILED", bidder=bidder, reason=exc.message)
-        except DecryptionFailed as exc:
-            return ref.row(status="DECRYPTION_FAILED", bidder=bidder, reason=exc.message)
-        except (SignatureInvalid, SignatureMalformed, InnerSignatureInvalid) as exc:
-            return ref.row(status="INNER_SIGNATURE_INVALID", bidder=bidder, reason=exc.message)
-        except MalformedPackage as exc:
-            return ref.row(status="MALFORMED_PACKAGE", bidder=bidder, reason=exc.message)
-        except NotYetOpen:
-            raise
-        except SealedBidError as exc:
-            return ref.row(status="MALFORMED_PACKAGE", bidder=bidder, reason=str(exc))
+        except _BID_FAULTS as exc:
+            # A fault of this bid becomes its row. Anything else (token or storage down)
+            # propagates: the opening stops, stores nothing and can be run again.
+            return ref.row(status=_bid_status(exc), bidder=bidder, reason=exc.message)
         if opened.inner.signer_certificate_der != outer_cert:
             err = SignerMismatch("the package was signed by someone other than the bidder")
             return ref.row(status="SIGNER_MISMATCH", bidder=bidder, reason=err.message)
@@ -199,6 +194,32 @@ class OpeningService:
                 DocumentEntry(d.name, d.size, d.sha256) for d in opened.package.documents
             ),
         )
+
+
+_BID_FAULTS = (
+    KeyTransportFailed,
+    DecryptionFailed,
+    EnvelopeNotDer,
+    EnvelopeNotCms,
+    EnvelopeWrongContentType,
+    AlgorithmRefused,
+    SignatureInvalid,
+    SignatureMalformed,
+    InnerSignatureInvalid,
+    MalformedPackage,
+)
+
+
+def _bid_status(exc: SealedBidError) -> BidStatus_:
+    if isinstance(exc, KeyTransportFailed):
+        return "KEY_TRANSPORT_FAILED"
+    if isinstance(exc, SignatureInvalid | SignatureMalformed | InnerSignatureInvalid):
+        return "INNER_SIGNATURE_INVALID"
+    if isinstance(exc, MalformedPackage):
+        return "MALFORMED_PACKAGE"
+    # The envelope passed these checks at submission; failing them now means the stored
+    # bytes no longer decrypt as they did.
+    return "DECRYPTION_FAILED"
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def _new_tender(served: ServedCli) -> str:
 
 def _package_and_seal(served: ServedCli, tender_id: str, work: Path) -> Path:
     """bid package -> tender show --cert-out -> bid seal, as a CLI user does; returns the
-    directory holding bid.p7m and envelope.sig."""
+    directory holding bid.p7m and bid.p7s."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "bid.json").write_text(_form(tender_id), encoding="utf-8")
     (work / "offer.pdf").write_bytes(b"%PDF-1.4 the offer\n")
@@ -106,7 +106,7 @@ def test_bid_package_seal_and_tender_show_make_an_envelope_to_the_tender_with_oa
     assert printed.returncode == 0, printed.stderr
     assert "rsaesOaep" in printed.stdout
     assert "aes-256-gcm" in printed.stdout
-    assert (sealed / "envelope.sig").stat().st_size > 0
+    assert (sealed / "bid.p7s").stat().st_size > 0
 
 
 @pytest.mark.server
@@ -118,7 +118,7 @@ def test_open_before_the_opening_time_is_refused_by_the_cli_and_uses_no_key(
     sealed = _package_and_seal(served_cli, tender_id, tmp_path)
     submitted = served_cli.run(
         "bid", "submit", "--tender", tender_id,
-        "--envelope", sealed / "bid.p7m", "--signature", sealed / "envelope.sig",
+        "--envelope", sealed / "bid.p7m", "--signature", sealed / "bid.p7s",
         "--receipt-out", tmp_path / "receipt.p7m",
     )  # fmt: skip
     assert "accepted bid" in require_ok(submitted)
