@@ -41,6 +41,12 @@ def _guard(context: grpc.ServicerContext, rpc_name: str, call: Callable[[], T]) 
     except (SealedBidError, CaBridgeError) as exc:
         log.info("rpc.refused rpc=%s code=%s", rpc_name, exc.code)
         abort_with(context, exc.code, str(getattr(exc, "message", exc)), status_name(exc))
+    except grpc.RpcError:
+        # Raised only by a request stream whose call ended under us (the client cancelled,
+        # the connection broke, grpc refused an oversized message). The upload was aborted;
+        # nobody is left to answer, and it is not a server failure.
+        log.info("rpc.abandoned rpc=%s", rpc_name)
+        abort_with(context, "STREAM_INCOMPLETE", "the request stream ended early", "CANCELLED")
     except Exception:
         log.exception("rpc.failed rpc=%s", rpc_name)
         abort_with(context, "INTERNAL_ERROR", "internal error; nothing was changed", "INTERNAL")

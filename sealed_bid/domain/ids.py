@@ -32,3 +32,7 @@ def parse_envelope_digest(value: str) -> EnvelopeDigest:
 
 def new_bid_id() -> BidId:
     return BidId("bid-" + secrets.token_hex(12))
+
+
+def new_withdrawal_id() -> str:
+    return "wd-" + secrets.token_hex(12)

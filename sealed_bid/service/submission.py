@@ -116,6 +116,11 @@ class Upload:
             signing_time = signers.require_signing_time(
                 facts, now, ctx.settings.limits.signing_time_skew_seconds
             )
+            # Refuse a replay here, before any blob is written; _store checks again under
+            # the slot lock (a concurrent submission can still move the mark meanwhile).
+            mark = last_signing_time(Repository(session), self._tender_id, tag)
+            if mark is not None and signing_time <= mark:
+                raise BidReplayed(_OLDER_THAN_LAST)
             validation = signers.validate(ctx, facts, tender.accepted_ca_ids, now)
         signature_blob = ctx.blobs.put_bytes(outer_signature)
         envelope_blob = blob.commit()
@@ -160,10 +165,7 @@ class Upload:
                 raise BidLate(f"the submission deadline {tender.deadline.isoformat()} has passed")
             slot = repo.lock_or_create_slot(self._tender_id, tag)
             if slot.last_signing_time is not None and signing_time <= slot.last_signing_time:
-                raise BidReplayed(
-                    "a bid or withdrawal signed at or after this envelope's signingTime exists;"
-                    " an older envelope never replaces a newer one"
-                )
+                raise BidReplayed(_OLDER_THAN_LAST)
             bid_id = new_bid_id()
             if slot.current_bid_id is not None:
                 previous = repo.get_bid(BidId(slot.current_bid_id))
@@ -224,6 +226,19 @@ class Upload:
         if self._blob is None:
             raise MalformedRequest("this submission is finished")
         return self._blob
+
+
+_OLDER_THAN_LAST = (
+    "a bid or withdrawal signed at or after this envelope's signingTime exists;"
+    " an older envelope never replaces a newer one"
+)
+
+
+def last_signing_time(repo: Repository, tender_id: TenderId, tag: BidderTag) -> datetime | None:
+    """The bidder's replay high-water mark (signingTime of its latest accepted envelope or
+    withdrawal), read without the slot lock for the early checks."""
+    slot = repo.get_slot(tender_id, tag)
+    return None if slot is None else slot.last_signing_time
 
 
 def _check_envelope(info: EnvelopeInfo, tender: Tender) -> None:

@@ -7,9 +7,10 @@ withdrawal cannot be replayed and an old envelope cannot come back after it.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sealed_bid.crypto.signed_data import verify_attached
-from sealed_bid.domain.ids import BidId, EnvelopeDigest
+from sealed_bid.domain.ids import BidderTag, BidId, EnvelopeDigest, new_withdrawal_id
 from sealed_bid.domain.receipt import ReceiptContent
 from sealed_bid.domain.withdrawal import MAX_STATEMENT_BYTES, WithdrawalStatement
 from sealed_bid.errors import (
@@ -23,9 +24,10 @@ from sealed_bid.errors import (
 from sealed_bid.service import signers
 from sealed_bid.service.context import ServiceContext
 from sealed_bid.service.receipts import sign_receipt
+from sealed_bid.service.submission import last_signing_time
 from sealed_bid.service.views import ReceiptView
 from sealed_bid.storage.db import unit_of_work
-from sealed_bid.storage.models import BidStatus, TenderState, Withdrawal
+from sealed_bid.storage.models import Bid, BidStatus, Tender, TenderState, Withdrawal
 from sealed_bid.storage.repository import Repository
 
 log = logging.getLogger("sealed_bid.withdrawal")
@@ -53,27 +55,19 @@ class WithdrawalService:
         )
         signers.validate(ctx, facts, accepted, now)
         tag = ctx.bidder_tag(statement.tender_id, signers.identify(facts))
+        # Refuse before the statement is stored (blob writes stay outside the unit of work,
+        # ADR 0008); the same checks run again below under the tender and slot locks.
+        with unit_of_work(ctx.engine, read_only=True) as session:
+            repo = Repository(session)
+            _check(repo, repo.get_tender(statement.tender_id), statement, tag, ctx.clock.now())
+            _require_newer(signing_time, last_signing_time(repo, statement.tender_id, tag))
         statement_blob = ctx.blobs.put_bytes(signed_statement)
         with unit_of_work(ctx.engine) as session:
             repo = Repository(session)
-            tender = repo.lock_tender(statement.tender_id)
             now = ctx.clock.now()
-            if now > tender.deadline or tender.state != TenderState.ACCEPTING:
-                raise BidLate("the submission deadline has passed; bids can no longer change")
-            bid = repo.get_bid(statement.bid_id)
-            if bid.tender_id != statement.tender_id:
-                raise BidNotFound(f"no bid {statement.bid_id!r} in this tender")
-            if bid.bidder_tag != tag:
-                raise NotBidOwner("only the bidder who submitted a bid may withdraw it")
-            if bid.status == BidStatus.WITHDRAWN:
-                raise BidWithdrawn("this bid is withdrawn already")
-            if bid.status != BidStatus.CURRENT:
-                raise BidReplayed("this bid was replaced; withdraw the current one")
+            bid = _check(repo, repo.lock_tender(statement.tender_id), statement, tag, now)
             slot = repo.lock_or_create_slot(statement.tender_id, tag)
-            if slot.last_signing_time is not None and signing_time <= slot.last_signing_time:
-                raise BidReplayed(
-                    "this statement is not newer than the bidder's last signed submission"
-                )
+            _require_newer(signing_time, slot.last_signing_time)
             bid.status = BidStatus.WITHDRAWN
             entry = ctx.audit.append(
                 session,
@@ -95,6 +89,7 @@ class WithdrawalService:
             receipt_der = sign_receipt(content_r, ctx.receipt_signer)
             repo.add_withdrawal(
                 Withdrawal(
+                    id=new_withdrawal_id(),
                     tender_id=statement.tender_id,
                     bid_id=bid.id,
                     bidder_tag=tag,
@@ -109,3 +104,26 @@ class WithdrawalService:
             slot.last_signing_time = signing_time
         log.info("bid.withdrawn tender=%s bid=%s", statement.tender_id, statement.bid_id)
         return ReceiptView(receipt_der, content_r)
+
+
+def _check(
+    repo: Repository, tender: Tender, statement: WithdrawalStatement, tag: BidderTag, now: datetime
+) -> Bid:
+    """The bid the statement may withdraw, or the refusal."""
+    if now > tender.deadline or tender.state != TenderState.ACCEPTING:
+        raise BidLate("the submission deadline has passed; bids can no longer change")
+    bid = repo.get_bid(statement.bid_id)
+    if bid.tender_id != statement.tender_id:
+        raise BidNotFound(f"no bid {statement.bid_id!r} in this tender")
+    if bid.bidder_tag != tag:
+        raise NotBidOwner("only the bidder who submitted a bid may withdraw it")
+    if bid.status == BidStatus.WITHDRAWN:
+        raise BidWithdrawn("this bid is withdrawn already")
+    if bid.status != BidStatus.CURRENT:
+        raise BidReplayed("this bid was replaced; withdraw the current one")
+    return bid
+
+
+def _require_newer(signing_time: datetime, last: datetime | None) -> None:
+    if last is not None and signing_time <= last:
+        raise BidReplayed("this statement is not newer than the bidder's last signed submission")

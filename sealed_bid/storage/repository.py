@@ -94,6 +94,10 @@ class Repository:
         return tender
 
     # --- bidder slots -----------------------------------------------------------------
+    def get_slot(self, tender_id: str, bidder_tag: str) -> BidderSlot | None:
+        """The bidder's slot as it is now, without a lock (early checks only)."""
+        return self.session.get(BidderSlot, (tender_id, bidder_tag))
+
     def lock_slot(self, tender_id: str, bidder_tag: str) -> BidderSlot | None:
         """The bidder's slot locked for update (fresh from the database), or None."""
         return self.session.scalars(
