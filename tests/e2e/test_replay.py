@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Service, new_tender, seal_for
-from tests.e2e.test_submission_refusals import assert_refused, sign_as, stored, whole
+from tests.e2e.support import assert_refused, sign_as, stored, whole
 
 pytestmark = [pytest.mark.server, pytest.mark.token]
 

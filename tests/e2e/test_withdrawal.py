@@ -30,7 +30,7 @@ from sealed_bid.storage.models import BidStatus
 from sealed_bid.storage.repository import Repository
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 from tests.e2e.conftest import Service, new_tender, seal_for
-from tests.e2e.test_submission_refusals import assert_refused
+from tests.e2e.support import assert_refused
 
 pytestmark = [pytest.mark.server, pytest.mark.token]
 
