@@ -8,14 +8,19 @@ platform certificates come from the operator (hsm_config/README.md, docs/operato
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from ca_bridge.trust_store import TrustStore
+from ca_bridge.db_trust_store import DbTrustStore
+from ca_bridge.store_models import create_trust_schema
+from ca_bridge.trust_snapshots import TrustSnapshots
 from sealed_bid.api.server import SealedBidServer, TlsMaterial
 from sealed_bid.api.servicers import Services
 from sealed_bid.config import Settings
@@ -39,9 +44,9 @@ from sealed_bid.service.opening import OpeningService
 from sealed_bid.service.submission import SubmissionService
 from sealed_bid.service.tenders import TenderService
 from sealed_bid.service.withdrawal import WithdrawalService
-from sealed_bid.storage.audit_log import AuditLog
+from sealed_bid.storage.audit_log import AuditLog, FieldValue
 from sealed_bid.storage.blobstore import BlobStore
-from sealed_bid.storage.db import create_schema, make_engine
+from sealed_bid.storage.db import create_schema, make_engine, read_only_engine
 
 log = logging.getLogger("sealed_bid.app")
 
@@ -95,19 +100,22 @@ def open_application(settings: Settings, clock: Clock) -> Application:
         profile = require_profile(probe(token))
         engine = make_engine(settings.db_url)
         create_schema(engine)
+        create_trust_schema(engine)
 
         def cert(label: str) -> bytes:
             return _cert_der(settings.platform_cert_path(label))
 
         audit_signer = TokenSigner(token, "platform-audit", cert("platform-audit"))
+        audit = AuditLog(audit_signer.sign)
+        trust = _trust_snapshots(settings, engine, audit, clock)
         ctx = ServiceContext(
             settings=settings,
             clock=clock,
             token=token,
             engine=engine,
             blobs=BlobStore(settings.blob_dir),
-            audit=AuditLog(audit_signer.sign),
-            trust=TrustStore.from_directory(settings.trust_path),
+            audit=audit,
+            trust=trust,
             oaep_hashes=profile.oaep_hashes,
             receipt_signer=TokenSigner(token, "platform-receipt", cert("platform-receipt")),
             tender_ca_signer=TokenSigner(token, "platform-tender-ca", cert("platform-tender-ca")),
@@ -128,6 +136,25 @@ def open_application(settings: Settings, clock: Clock) -> Application:
         opening=OpeningService(ctx),
     )
     return Application(ctx, services)
+
+
+def _trust_snapshots(
+    settings: Settings, engine: Engine, audit: AuditLog, clock: Clock
+) -> TrustSnapshots:
+    """The trust store lives in the database; every change to it goes to the audit log in
+    its own transaction. A first start imports the configured trust directory."""
+
+    def on_change(session: Session, event: str, fields: Mapping[str, FieldValue]) -> None:
+        audit.append(session, clock.now(), event, None, None, fields)
+
+    store = DbTrustStore(engine, on_change=on_change, read_engine=read_only_engine(engine))
+    if not store.list_cas(include_removed=True) and settings.trust_path.is_dir():
+        store.import_directory(settings.trust_path, "service start-up")
+    return TrustSnapshots(
+        store,
+        check_interval=settings.limits.trust_refresh_seconds,
+        forward_unaudited=True,
+    )
 
 
 def build_server(

@@ -33,6 +33,8 @@ class Limits:
     """How far a signature's signingTime may lie from the service clock."""
     min_schedule_lead_seconds: int = 0
     """How far in the future a deadline must be at tender creation."""
+    trust_refresh_seconds: int = 5
+    """How often the running service looks for trust-store changes (new CRLs, CAs)."""
 
 
 @dataclass(frozen=True)

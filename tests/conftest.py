@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sealed_bid.config import Settings
+from sealed_bid.config import Limits, Settings
 from sealed_bid.hsm.softhsm import init_softhsm_token, write_softhsm_conf
 
 
@@ -55,6 +55,8 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory, softhsm_conf: Path) -
         state_dir=tmp_path_factory.mktemp("service-state"),
         softhsm_conf=str(softhsm_conf),
         token_label="e2e",
+        # Trust-store changes show on the next request, so tests need not wait.
+        limits=Limits(trust_refresh_seconds=0),
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sealed_bid.cli import common
+from sealed_bid.cli import ca, common
 from sealed_bid.client import ServiceError
 from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import seal_bid
@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tender")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_record_show)
+
+    ca.add_ca_commands(sub)
 
     p = sub.add_parser("dev-pki", help="write a local development PKI")
     p.add_argument("--dir", type=Path, required=True)

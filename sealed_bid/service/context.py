@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from ca_bridge.identity import BidderIdentity
-from ca_bridge.trust_store import TrustStore
+from ca_bridge.trust_snapshots import TrustSnapshots
 from sealed_bid.config import Settings
 from sealed_bid.crypto.signer import Signer
 from sealed_bid.domain.clock import Clock
@@ -29,7 +29,8 @@ class ServiceContext:
     engine: Engine
     blobs: BlobStore
     audit: AuditLog
-    trust: TrustStore
+    trust: TrustSnapshots
+    """The current trust store; changes (CLI, sync job) show within seconds."""
     oaep_hashes: tuple[str, ...]
     """OAEP hashes the token can really open (probed at start-up)."""
     receipt_signer: Signer

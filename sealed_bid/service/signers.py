@@ -49,7 +49,7 @@ def validate(
         facts.signer_certificate_der,
         facts.certificates_der,
         now,
-        ctx.trust,
+        ctx.trust.current(),
         accepted_ca_ids,
         DEFAULT_SIGNER_POLICY,
     )

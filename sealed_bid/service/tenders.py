@@ -51,7 +51,7 @@ class TenderService:
             max_envelope_bytes=request.max_envelope_bytes,
             accepted_ca_ids=request.accepted_ca_ids,
             bid_count_visible=request.bid_count_visible,
-            known_ca_ids=frozenset(ctx.trust.ca_ids()),
+            known_ca_ids=frozenset(ctx.trust.current().ca_ids()),
             now=now,
             limits=ctx.settings.limits,
         )

@@ -94,6 +94,15 @@ def create_schema(engine: Engine) -> None:
             )
 
 
+def read_only_engine(engine: Engine) -> Engine:
+    """The same engine, for reads that must not wait behind writers: a deferred
+    transaction on SQLite, a READ ONLY one on PostgreSQL."""
+    options: dict[str, Any] = {_READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return engine.execution_options(**options)
+
+
 @contextmanager
 def unit_of_work(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """``with unit_of_work(engine) as session:`` runs the block in one transaction.
@@ -109,12 +118,7 @@ def unit_of_work(engine: Engine, *, read_only: bool = False) -> Iterator[Session
     Operational failures (database locked or unreachable, deadlock, serialisation
     failure) are raised as ``StorageError``: the whole unit of work may be retried.
     """
-    bind: Engine = engine
-    if read_only:
-        options: dict[str, Any] = {_READ_ONLY: True}
-        if engine.dialect.name == "postgresql":
-            options["postgresql_readonly"] = True
-        bind = engine.execution_options(**options)
+    bind = read_only_engine(engine) if read_only else engine
     session = Session(bind=bind, expire_on_commit=False)
     try:
         with session.begin():

@@ -1,0 +1,253 @@
+"""``sealed-bid ca ...``: operator tools on the trust store, run on the service's database.
+
+A thin shell over ``ca_bridge.db_trust_store.DbTrustStore``. These commands open the
+database named by the settings and nothing else: never the PKCS#11 token (so they run
+where the token is not reachable, and they add no unsigned entries to the token-signed
+audit log). Their changes are recorded in the trust-change log; the running service
+forwards them to its audit log and picks them up at its next trust refresh.
+
+``--operator`` is the name recorded for the change; it is not authenticated here (anyone
+who can write the database could change it anyway): the two-operator rule for anchors
+holds against mistakes and between honest operators, not against a database admin.
+
+SQLAlchemy and ca_bridge are imported inside the commands, so registering them costs
+the other commands nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sealed_bid.cli import common
+
+if TYPE_CHECKING:
+    from ca_bridge.db_trust_store import DbTrustStore
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def add_ca_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``sealed-bid ca`` and its sub-commands on the top-level sub-parsers."""
+    ca = sub.add_parser("ca", help="bidder CA trust store (operator tools, on the database)")
+    commands = ca.add_subparsers(dest="ca_command", required=True)
+
+    p = commands.add_parser("list", help="list CAs, their certificates and current CRLs")
+    common.add_settings_args(p)
+    p.add_argument("--all", action="store_true", help="include removed CAs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_refusals(cmd_list))
+
+    p = commands.add_parser("import-dir", help="import a trust directory (<dir>/<ca-id>/...)")
+    common.add_settings_args(p)
+    p.add_argument("dir", type=Path)
+    _operator(p)
+    p.set_defaults(func=_refusals(cmd_import_dir))
+
+    p = commands.add_parser("add-anchor", help="propose a trust anchor (pending approval)")
+    common.add_settings_args(p)
+    p.add_argument("--ca", required=True, help="CA id (created if new)")
+    p.add_argument("--cert", type=Path, required=True, help="anchor certificate, PEM or DER")
+    p.add_argument("--name", help="display name of a new CA")
+    _operator(p)
+    p.set_defaults(func=_refusals(cmd_add_anchor))
+
+    p = commands.add_parser("approve", help="approve a pending anchor (a second operator)")
+    common.add_settings_args(p)
+    p.add_argument("sha256", help="SHA-256 of the anchor certificate, as 'ca list' shows")
+    p.add_argument("--ca", help="CA id, if the certificate is pending in several")
+    _operator(p)
+    p.set_defaults(func=_refusals(cmd_approve))
+
+    p = commands.add_parser("remove", help="remove a CA, or one certificate with --cert")
+    common.add_settings_args(p)
+    p.add_argument("--ca", help="CA id: without --cert the whole CA is removed")
+    p.add_argument("--cert", metavar="SHA256", help="remove only this certificate")
+    _operator(p)
+    p.set_defaults(func=_refusals(cmd_remove))
+
+    p = commands.add_parser("add-intermediate", help="add an intermediate of a CA")
+    common.add_settings_args(p)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--cert", type=Path, required=True, help="certificate, PEM or DER")
+    _operator(p)
+    p.set_defaults(func=_refusals(cmd_add_intermediate))
+
+    p = commands.add_parser("add-crl", help="add a CRL of a CA (must be newer)")
+    common.add_settings_args(p)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--crl", type=Path, required=True, help="CRL, PEM or DER")
+    _operator(p)
+    p.set_defaults(func=_refusals(cmd_add_crl))
+
+    p = commands.add_parser("show-validation", help="print a bid's stored validation result")
+    common.add_settings_args(p)
+    p.add_argument("bid_id")
+    p.set_defaults(func=_refusals(cmd_show_validation))
+
+
+def _operator(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--operator", required=True, help="who makes the change (recorded)")
+
+
+def _refusals(command: Command) -> Command:
+    """A refused change is an answer, not a crash: print its code and exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        from ca_bridge.errors import CaBridgeError  # noqa: PLC0415
+
+        try:
+            return command(args)
+        except CaBridgeError as exc:
+            print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _store(args: argparse.Namespace) -> DbTrustStore:
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    from ca_bridge.db_trust_store import DbTrustStore  # noqa: PLC0415
+    from ca_bridge.store_models import create_trust_schema  # noqa: PLC0415
+    from sealed_bid.storage.db import make_engine  # noqa: PLC0415
+
+    engine = make_engine(common.settings_from(args).db_url)
+    try:
+        create_trust_schema(engine)
+    except OperationalError as exc:
+        raise SystemExit(f"cannot open the service database: {exc.orig}") from None
+    return DbTrustStore(engine)
+
+
+def _der(path: Path, pem_type: str) -> bytes:
+    from asn1crypto import pem  # noqa: PLC0415
+
+    data = path.read_bytes()
+    if not pem.detect(data):
+        return data
+    found = [der for kind, _, der in pem.unarmor(data, multiple=True) if kind == pem_type]
+    if len(found) != 1:
+        raise SystemExit(f"{path}: expected exactly one PEM {pem_type!r}, found {len(found)}")
+    return bytes(found[0])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    cas = _store(args).list_cas(include_removed=args.all)
+    if args.json:
+        print(json.dumps([asdict(ca) for ca in cas], indent=2, default=str))
+        return 0
+    if not cas:
+        print("no CAs in the trust store")
+    for ca in cas:
+        print(f"{ca.ca_id}  {ca.display_name!r}  {ca.status}  (added by {ca.added_by})")
+        for cert in ca.certificates:
+            approval = f", approved by {cert.approved_by}" if cert.approved_by else ""
+            print(
+                f"  {cert.role:<12} {cert.status:<8} {cert.sha256}  {cert.subject}"
+                f"  until {cert.not_after:%Y-%m-%d}  ({cert.source}, {cert.added_by}{approval})"
+            )
+        for crl in ca.crls:
+            nxt = f"{crl.next_update:%Y-%m-%d %H:%M}" if crl.next_update else "-"
+            print(
+                f"  crl          #{crl.crl_number}  {crl.issuer}  "
+                f"this {crl.this_update:%Y-%m-%d %H:%M}  next {nxt}  ({crl.source})"
+            )
+    return 0
+
+
+def cmd_import_dir(args: argparse.Namespace) -> int:
+    report = _store(args).import_directory(args.dir, args.operator)
+    print(
+        f"imported {args.dir}: CAs added {', '.join(report.cas_added) or '-'}; "
+        f"anchors activated {report.anchors_activated}, proposed {report.anchors_proposed}; "
+        f"intermediates {report.intermediates_added}; CRLs {report.crls_added}"
+    )
+    if report.anchors_proposed:
+        print("new anchors of existing CAs are pending: a second operator runs 'ca approve'")
+    return 0
+
+
+def cmd_add_anchor(args: argparse.Namespace) -> int:
+    record = _store(args).propose_anchor(
+        args.ca, _der(args.cert, "CERTIFICATE"), args.operator, display_name=args.name
+    )
+    print(f"pending anchor {record.sha256} for {record.ca_id}: {record.subject}")
+    print(f"a second operator approves with: sealed-bid ca approve {record.sha256} --operator ...")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    record = _store(args).approve_anchor(args.sha256, args.operator, ca_id=args.ca)
+    print(
+        f"active anchor {record.sha256} for {record.ca_id} "
+        f"(proposed by {record.added_by}, approved by {record.approved_by})"
+    )
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.cert:
+        record = store.remove_certificate(args.cert, args.operator, ca_id=args.ca)
+        print(f"removed {record.role} {record.sha256} from {record.ca_id}")
+        return 0
+    if not args.ca:
+        raise SystemExit("name the CA (--ca ID) or a certificate (--cert SHA256) to remove")
+    store.remove_ca(args.ca, args.operator)
+    print(f"removed CA {args.ca}")
+    return 0
+
+
+def cmd_add_intermediate(args: argparse.Namespace) -> int:
+    from ca_bridge.store_models import Source  # noqa: PLC0415
+
+    applied = _store(args).add_intermediate(
+        args.ca, _der(args.cert, "CERTIFICATE"), args.operator, Source.OPERATOR
+    )
+    state = "added" if applied.changed else "already held:"
+    print(f"{state} intermediate {applied.record.sha256} for {args.ca}")
+    return 0
+
+
+def cmd_add_crl(args: argparse.Namespace) -> int:
+    from ca_bridge.store_models import Source  # noqa: PLC0415
+
+    applied = _store(args).add_crl(
+        args.ca, _der(args.crl, "X509 CRL"), args.operator, Source.OPERATOR
+    )
+    state = "added" if applied.changed else "already held:"
+    record = applied.record
+    print(f"{state} CRL #{record.crl_number} of {record.issuer} for {args.ca}")
+    return 0
+
+
+def cmd_show_validation(args: argparse.Namespace) -> int:
+    from sqlalchemy import text  # noqa: PLC0415
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    from sealed_bid.storage.db import make_engine  # noqa: PLC0415
+
+    engine = make_engine(common.settings_from(args).db_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT validation_json FROM bids WHERE id = :id"), {"id": args.bid_id}
+            ).scalar_one_or_none()
+    except DBAPIError as exc:
+        raise SystemExit(f"cannot read bids from the database: {exc.orig}") from None
+    finally:
+        engine.dispose()
+    if not stored:
+        print(f"no stored validation for bid {args.bid_id!r}", file=sys.stderr)
+        return 1
+    try:
+        print(json.dumps(json.loads(stored), indent=2, ensure_ascii=False))
+    except ValueError:
+        print(stored)
+    return 0
