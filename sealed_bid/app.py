@@ -19,12 +19,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ca_bridge.db_trust_store import DbTrustStore
-from ca_bridge.store_models import create_trust_schema
+from ca_bridge.store_models import Source, create_trust_schema
 from ca_bridge.trust_snapshots import TrustSnapshots
 from sealed_bid.api.server import SealedBidServer, TlsMaterial
 from sealed_bid.api.servicers import Services
 from sealed_bid.config import Settings
 from sealed_bid.devpki import (
+    BIDDER_CA_ID,
     PLATFORM_KEY_NAMES,
     DevPki,
     issue_platform_certs,
@@ -67,7 +68,25 @@ def init_local(settings: Settings, now: datetime) -> DevPki:
         if missing:
             issue_platform_certs(pki, missing, now)
         refresh_dev_crls(pki, now)
+    _load_dev_trust(settings, pki)
     return pki
+
+
+def _load_dev_trust(settings: Settings, pki: DevPki) -> None:
+    """Put the dev bidder CA into the database trust store (first run), or its refreshed
+    CRLs (later runs). The running service forwards these changes to the audit log."""
+    engine = make_engine(settings.db_url)
+    try:
+        create_schema(engine)
+        create_trust_schema(engine)
+        store = DbTrustStore(engine)
+        if not store.list_cas(include_removed=True):
+            store.import_directory(pki.trust_dir, "sealed-bid init")
+            return
+        for crl in (pki.bidder_root_crl, pki.bidder_issuing_crl):
+            store.add_crl(BIDDER_CA_ID, crl.read_bytes(), "sealed-bid init", Source.OPERATOR)
+    finally:
+        engine.dispose()
 
 
 def _cert_der(path: Path) -> bytes:
