@@ -28,7 +28,7 @@ from typing import Generic, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import ColumnElement, Engine, Select, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -614,15 +614,17 @@ class DbTrustStore:
             raise TrustChangeRefused(
                 "delta CRLs are not stored yet; send the full CRL", ca_id=ca_id, sha256=sha
             )
-        issuer_key = _issuer_key(crl)
-        held = session.scalars(
-            select(TrustCrl)
-            .where(TrustCrl.ca_id == ca_id, TrustCrl.issuer_key == issuer_key)
-            .order_by(TrustCrl.id.desc())
-            .limit(1)
-        ).first()
-        if held is not None and held.sha256 == sha:
-            return Applied(_crl_record(held), changed=False)
+        try:
+            crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+        except x509.ExtensionNotFound:
+            # RFC 5280 5.2.1: conforming CRLs carry it, and validation matches CRLs to
+            # issuers by it; a CRL without one would leave the CA's bidders unverifiable.
+            raise TrustChangeRefused(
+                "the CRL has no authorityKeyIdentifier (RFC 5280 5.2.1); ask the CA for a "
+                "conforming CRL",
+                ca_id=ca_id,
+                sha256=sha,
+            ) from None
         signer = next((c for c in _active_certs(session, ca_id) if _crl_signed_by(crl, c)), None)
         if signer is None:
             raise CrlSignatureInvalid(
@@ -632,6 +634,15 @@ class DbTrustStore:
                 sha256=sha,
                 issuer=crl.issuer.rfc4514_string(),
             )
+        issuer_key = _issuer_key(crl, signer)
+        held = session.scalars(
+            select(TrustCrl)
+            .where(TrustCrl.ca_id == ca_id, TrustCrl.issuer_key == issuer_key)
+            .order_by(TrustCrl.id.desc())
+            .limit(1)
+        ).first()
+        if held is not None and held.sha256 == sha:
+            return Applied(_crl_record(held), changed=False)
         number = _crl_number(crl)
         this_update = crl.last_update_utc
         if held is not None:
@@ -882,17 +893,13 @@ def _crl_number(crl: x509.CertificateRevocationList) -> int | None:
         return None
 
 
-def _issuer_key(crl: x509.CertificateRevocationList) -> str:
-    """The issuer's name plus its key id: a re-keyed CA under the same name is a
-    separate issuer, whose CRL numbers start afresh."""
-    key_id = b""
-    try:
-        aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-        key_id = aki.key_identifier or b""
-    except x509.ExtensionNotFound:
-        pass
+def _issuer_key(crl: x509.CertificateRevocationList, signer: x509.Certificate) -> str:
+    """The issuer's name plus the key that really signed the CRL (not the CRL's own,
+    optional AKI claim, which would let a CRL without one start a second "newest"):
+    a re-keyed CA under the same name is a separate issuer, whose numbers start afresh."""
     name = crl.issuer.public_bytes()
-    return hashlib.sha256(len(name).to_bytes(4, "big") + name + key_id).hexdigest()
+    key = signer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(len(name).to_bytes(4, "big") + name + key).hexdigest()
 
 
 def _require_newer(

@@ -3,9 +3,14 @@ this purpose, under one of the CAs a tender accepts?
 
 It owns the translation from pyhanko-certvalidator's verdicts to ``CaBridgeError``s with
 stable codes and to an immutable ``SignerValidation`` describing what was established.
-It must never fetch anything (``allow_fetching=False``: revocation data comes only from
-the trust store), never use a system trust list, and never treat an empty list of
-accepted CAs as "accept all".
+certvalidator itself never fetches (``allow_fetching=False``): revocation data comes from
+the trust store and, when a ``RevocationSource`` is passed, from the certificates' CRL
+distribution points and OCSP responders through it (revocation.py, ADR 0009). It never
+uses a system trust list and never treats an empty list of accepted CAs as "accept all".
+
+With a ``RevocationSource`` a validation runs twice: first without revocation (path,
+validity, signatures, name constraints, policies; a bad certificate costs no network),
+then, on the path found, with the CRLs / OCSP responses collected for it.
 
 pyhanko-certvalidator 0.33 only offers ``async`` path validation; ``validate_signer`` is
 synchronous (its callers are gRPC worker threads), so it runs one ``asyncio.run`` per
@@ -22,10 +27,9 @@ import concurrent.futures
 import hashlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
@@ -33,6 +37,12 @@ from pyhanko_certvalidator.path import ValidationPath
 
 from ca_bridge import errors
 from ca_bridge.identity import BidderIdentity
+from ca_bridge.revocation import (
+    FETCHED_CLOCK_TOLERANCE,
+    STORED,
+    RevocationEvidence,
+    RevocationSource,
+)
 from ca_bridge.trust_store import CaMaterial, TrustStore, parse_certificate, parse_crl
 
 RevocationMode = Literal["require", "soft-fail"]
@@ -40,6 +50,9 @@ RevocationMode = Literal["require", "soft-fail"]
 SIGNING_KEY_USAGES: frozenset[str] = frozenset({"digital_signature", "non_repudiation"})
 
 _T = TypeVar("_T")
+
+DEFAULT_CLOCK_TOLERANCE = timedelta(seconds=1)
+"""certvalidator's own default, used when only stored CRLs are consulted."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +66,18 @@ class SignerPolicy:
     signatures, which is the property the service relies on. Encryption-only keys
     (keyEncipherment) are refused. ``extended_key_usage`` (dotted OIDs) is also any-of;
     None means not checked. ``revocation``: "require" (every non-anchor certificate on
-    the path needs a current CRL from the store) or "soft-fail" (check what is there;
-    a missing CRL becomes a warning, a stale one is still an error).
+    the path needs current revocation information: a CRL or OCSP response) or
+    "soft-fail" (check what can be had; none becomes a warning; a stored CRL that is
+    stale is still an error). ``certificate_policies`` (dotted OIDs, any-of): the path's
+    valid policy set (RFC 5280 6.1, computed by certvalidator, so mappings and
+    anyPolicy in CA certificates count) must contain one of them, else SIGNER_POLICY;
+    None means not checked.
     """
 
     key_usage: frozenset[str] = SIGNING_KEY_USAGES
     extended_key_usage: frozenset[str] | None = None
     revocation: RevocationMode = "require"
+    certificate_policies: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.key_usage:
@@ -73,6 +91,8 @@ class SignerPolicy:
             raise errors.SignerPolicy("extended_key_usage must be None or non-empty")
         if self.revocation not in ("require", "soft-fail"):
             raise errors.SignerPolicy(f"unknown revocation mode {self.revocation!r}")
+        if self.certificate_policies is not None and not self.certificate_policies:
+            raise errors.SignerPolicy("certificate_policies must be None or non-empty")
 
 
 @dataclass(frozen=True)
@@ -86,8 +106,11 @@ class SignerValidation:
     validated_at: datetime
     checks: tuple[str, ...]
     revocation_evidence: tuple[bytes, ...]
-    """DER CRLs from the store covering the non-anchor certificates on the path."""
+    """DER of every CRL and OCSP response used for the non-anchor certificates on the
+    path (what the service stores with the bid; ``revalidate_offline`` takes it back)."""
     warnings: tuple[str, ...] = field(default=())
+    revocation_records: tuple[RevocationEvidence, ...] = field(default=())
+    """The same evidence, described: kind, source URL or "trust-store", validity."""
 
 
 def validate_signer(
@@ -97,13 +120,89 @@ def validate_signer(
     trust: TrustStore,
     accepted_ca_ids: Collection[str],
     policy: SignerPolicy,
+    *,
+    revocation: RevocationSource | None = None,
 ) -> SignerValidation:
     """Validate ``cert_der`` as a signer at ``at`` under one of ``accepted_ca_ids``.
 
     ``other_certs_der`` are untrusted helpers for path building (e.g. the CMS
-    ``certificates`` field). Raises a ``CaBridgeError`` subclass; returns a
-    ``SignerValidation`` on success.
+    ``certificates`` field). ``revocation``: where to fetch CRLs / OCSP responses from
+    (None: only the trust store's CRLs, no network). Raises a ``CaBridgeError``
+    subclass; returns a ``SignerValidation`` on success.
     """
+    if revocation is None:
+        return _validate(
+            cert_der,
+            other_certs_der,
+            at,
+            trust,
+            accepted_ca_ids,
+            policy,
+            source=None,
+            evidence=None,
+            tolerance=DEFAULT_CLOCK_TOLERANCE,
+        )
+    return _validate(
+        cert_der,
+        other_certs_der,
+        at,
+        trust,
+        accepted_ca_ids,
+        policy,
+        source=revocation,
+        evidence=None,
+        tolerance=revocation.config.clock_tolerance,
+    )
+
+
+def revalidate_offline(
+    cert_der: bytes,
+    other_certs_der: Sequence[bytes],
+    at: datetime,
+    trust: TrustStore,
+    accepted_ca_ids: Collection[str],
+    policy: SignerPolicy,
+    evidence: Sequence[bytes | RevocationEvidence],
+    *,
+    clock_tolerance: timedelta = FETCHED_CLOCK_TOLERANCE,
+) -> SignerValidation:
+    """Re-check a stored decision without any network: the same question as
+    ``validate_signer`` at the original time ``at``, answered with only the stored
+    ``evidence`` (``SignerValidation.revocation_evidence``) as revocation information.
+
+    The trust store's own CRLs are NOT consulted: a CRL published after the decision
+    must not change it (a certificate revoked after an honest submission does not void
+    the bid); a revocation dated before ``at`` is in the evidence if it was known then.
+    ``trust`` must still hold the CA's anchors (keep removed CAs' material for this).
+    """
+    records = [
+        e if isinstance(e, RevocationEvidence) else RevocationEvidence.from_der(e) for e in evidence
+    ]
+    return _validate(
+        cert_der,
+        other_certs_der,
+        at,
+        trust,
+        accepted_ca_ids,
+        policy,
+        source=None,
+        evidence=records,
+        tolerance=clock_tolerance,
+    )
+
+
+def _validate(
+    cert_der: bytes,
+    other_certs_der: Sequence[bytes],
+    at: datetime,
+    trust: TrustStore,
+    accepted_ca_ids: Collection[str],
+    policy: SignerPolicy,
+    *,
+    source: RevocationSource | None,
+    evidence: list[RevocationEvidence] | None,
+    tolerance: timedelta,
+) -> SignerValidation:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("validation time must be timezone-aware")
     if not accepted_ca_ids:
@@ -127,13 +226,55 @@ def validate_signer(
     failures: list[errors.CaBridgeError] = []
     for ca_id in known:
         material = trust.cas[ca_id]
+        if evidence is not None:
+            records = list(evidence)
+            inputs = _Revinfo.of(records)
+        elif source is None:
+            records = [RevocationEvidence.from_der(der) for der in material.crls]
+            inputs = _Revinfo(crls=list(material.crls), ocsps=[])
+        else:
+            records = []
+            inputs = _Revinfo(crls=[], ocsps=[])
         try:
-            path, soft_failures = _validate_path(leaf, helpers, material, at, policy)
+            if source is not None:
+                # Pass 1: everything but revocation, to find the path (and refuse a bad
+                # certificate before any network request).
+                found, _ = _validate_path(
+                    leaf, helpers, material, at, "soft-fail", _Revinfo([], []), tolerance
+                )
+                _check_usage(leaf, policy)
+                _check_policies(found, policy)
+                certs = list(found.iter_certs(include_root=True))
+                collected = source.collect(certs, at, material.crls)
+                records = list(collected.evidence)
+                inputs = _Revinfo.of(records)
+                warnings.extend(_unavailable(p, policy) for p in collected.problems)
+            path, soft_failures = _validate_path(
+                leaf, helpers, material, at, policy.revocation, inputs, tolerance
+            )
+        except errors.RevocationUnavailable as exc:
+            if source is not None:
+                source.forget([r for r in records if r.source != STORED])
+                problems = [w for w in warnings if w.startswith("no revocation information")]
+                exc.context["problems"] = problems
+            failures.append(exc)
+            continue
         except errors.CaBridgeError as exc:
             failures.append(exc)
             continue
         _check_usage(leaf, policy)
-        return _describe(cert_der, ca_id, path, material, at, policy, warnings, soft_failures)
+        _check_policies(path, policy)
+        return _describe(
+            cert_der,
+            ca_id,
+            path,
+            records,
+            at,
+            policy,
+            warnings,
+            soft_failures,
+            legacy=source is None and evidence is None,
+        )
     # Prefer the verdict of a CA that actually issued the certificate (expired, revoked,
     # ...) over "no path", which every other accepted CA reports.
     for failure in failures:
@@ -142,20 +283,56 @@ def validate_signer(
     raise failures[0]
 
 
+@dataclass(frozen=True)
+class _Revinfo:
+    crls: list[bytes]
+    ocsps: list[bytes]
+
+    @classmethod
+    def of(cls, records: Sequence[RevocationEvidence]) -> _Revinfo:
+        return cls(
+            crls=[r.der for r in records if r.kind != "ocsp"],
+            ocsps=[r.der for r in records if r.kind == "ocsp"],
+        )
+
+
+def _unavailable(problem: str, policy: SignerPolicy) -> str:
+    suffix = "; accepted under soft-fail revocation" if policy.revocation == "soft-fail" else ""
+    return f"no revocation information for {problem}{suffix}"
+
+
+def _check_policies(path: ValidationPath, policy: SignerPolicy) -> None:
+    if policy.certificate_policies is None:
+        return
+    qualified = path.qualified_policies() or frozenset()
+    held = {q.user_domain_policy_id for q in qualified}
+    if not held & policy.certificate_policies:
+        raise errors.SignerPolicy(
+            "the certificate was not issued under a certificate policy this tender "
+            "requires; ask your CA for a certificate under one of them",
+            required=sorted(policy.certificate_policies),
+            held=sorted(held),
+        )
+
+
 def _validate_path(
     leaf: asn1_x509.Certificate,
     helpers: list[asn1_x509.Certificate],
     material: CaMaterial,
     at: datetime,
-    policy: SignerPolicy,
+    mode: RevocationMode,
+    revinfo: _Revinfo,
+    tolerance: timedelta,
 ) -> tuple[ValidationPath, list[str]]:
     context = ValidationContext(
         trust_roots=[parse_certificate(der) for der in material.anchors],
         other_certs=[*(parse_certificate(d) for d in material.intermediates), *helpers],
-        crls=list(material.crls),
+        crls=list(revinfo.crls),
+        ocsps=list(revinfo.ocsps),
         moment=at,
         allow_fetching=False,
-        revocation_mode=policy.revocation,
+        revocation_mode=mode,
+        time_tolerance=tolerance,
     )
     validator = CertificateValidator(leaf, validation_context=context)
     try:
@@ -251,47 +428,62 @@ def _describe(
     cert_der: bytes,
     ca_id: str,
     path: ValidationPath,
-    material: CaMaterial,
+    records: list[RevocationEvidence],
     at: datetime,
     policy: SignerPolicy,
     warnings: list[str],
     soft_failures: list[str],
+    *,
+    legacy: bool,
 ) -> SignerValidation:
     certs = list(path.iter_certs(include_root=True))
     chain = tuple(hashlib.sha256(c.dump()).hexdigest() for c in reversed(certs))
     # Every certificate but the anchor was checked for revocation (anchors never are).
     checked = certs[1:]
-    evidence: list[bytes] = []
+    used: list[RevocationEvidence] = []
     for cert in checked:
-        covering = [der for der in material.crls if _covers(parse_crl(der), cert, at)]
-        if not covering:
-            warnings.append(
-                f"no CRL in the trust store for {cert.subject.human_friendly!r}; "
-                "accepted under soft-fail revocation"
-            )
-        evidence.extend(der for der in covering if der not in evidence)
+        if legacy:
+            covering = [r for r in records if _covers(r, cert, at)]
+            if not covering:
+                warnings.append(
+                    f"no CRL in the trust store for {cert.subject.human_friendly!r}; "
+                    "accepted under soft-fail revocation"
+                )
+        else:
+            # What collect() gathered for this certificate; a gap is already a warning.
+            covering = [r for r in records if r.covers(cert)]
+        used.extend(r for r in covering if r not in used)
     warnings.extend(f"revocation soft-fail: {s}" for s in soft_failures)
+    crls = sum(1 for r in used if r.kind != "ocsp")
+    ocsps = len(used) - crls
     checks = [
         f"path:{len(certs)} certificates to a trust anchor of {ca_id}",
         f"validity:{at.isoformat()}",
-        f"revocation:{policy.revocation}:{len(evidence)} CRLs",
+        f"revocation:{policy.revocation}:{crls} CRLs"
+        + (f", {ocsps} OCSP responses" if ocsps else ""),
         f"key_usage:any-of {','.join(sorted(policy.key_usage))}",
     ]
     if policy.extended_key_usage is not None:
         checks.append(f"extended_key_usage:any-of {','.join(sorted(policy.extended_key_usage))}")
+    if policy.certificate_policies is not None:
+        checks.append(
+            f"certificate_policies:any-of {','.join(sorted(policy.certificate_policies))}"
+        )
     return SignerValidation(
         identity=BidderIdentity.from_certificate(cert_der),
         ca_id=ca_id,
         chain=chain,
         validated_at=at,
         checks=tuple(checks),
-        revocation_evidence=tuple(evidence),
+        revocation_evidence=tuple(r.der for r in used),
         warnings=tuple(warnings),
+        revocation_records=tuple(used),
     )
 
 
-def _covers(crl: asn1_crl.CertificateList, cert: asn1_x509.Certificate, at: datetime) -> bool:
+def _covers(record: RevocationEvidence, cert: asn1_x509.Certificate, at: datetime) -> bool:
     """Whether the CRL is (by name) the issuer's, and current at ``at``."""
+    crl = parse_crl(record.der)
     tbs = crl["tbs_cert_list"]
     if tbs["issuer"] != cert.issuer:
         return False

@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 from ca_bridge.db_trust_store import DbTrustStore
 from ca_bridge.store_models import Source, create_trust_schema
 from ca_bridge.trust_snapshots import TrustSnapshots
-from sealed_bid.api.server import SealedBidServer, TlsMaterial
+from sealed_bid.api.authority_auth import anchors_pem
+from sealed_bid.api.server import AuthorityListener, SealedBidServer, TlsMaterial
 from sealed_bid.api.servicers import Services
+from sealed_bid.api.trust_servicer import TrustService
 from sealed_bid.config import Settings
 from sealed_bid.devpki import (
     BIDDER_CA_ID,
@@ -104,6 +106,8 @@ class Application:
 
     context: ServiceContext
     services: Services
+    trust_store: DbTrustStore
+    """The store behind ``context.trust``: its changes are audited in their transaction."""
 
     def close(self) -> None:
         self.context.engine.dispose()
@@ -126,7 +130,12 @@ def open_application(settings: Settings, clock: Clock) -> Application:
 
         audit_signer = TokenSigner(token, "platform-audit", cert("platform-audit"))
         audit = AuditLog(audit_signer.sign)
-        trust = _trust_snapshots(settings, engine, audit, clock)
+        trust_store = _trust_store(settings, engine, audit, clock)
+        trust = TrustSnapshots(
+            trust_store,
+            check_interval=settings.limits.trust_refresh_seconds,
+            forward_unaudited=True,
+        )
         ctx = ServiceContext(
             settings=settings,
             clock=clock,
@@ -154,12 +163,10 @@ def open_application(settings: Settings, clock: Clock) -> Application:
         withdrawals=WithdrawalService(ctx),
         opening=OpeningService(ctx),
     )
-    return Application(ctx, services)
+    return Application(ctx, services, trust_store)
 
 
-def _trust_snapshots(
-    settings: Settings, engine: Engine, audit: AuditLog, clock: Clock
-) -> TrustSnapshots:
+def _trust_store(settings: Settings, engine: Engine, audit: AuditLog, clock: Clock) -> DbTrustStore:
     """The trust store lives in the database; every change to it goes to the audit log in
     its own transaction. A first start imports the configured trust directory."""
 
@@ -169,16 +176,17 @@ def _trust_snapshots(
     store = DbTrustStore(engine, on_change=on_change, read_engine=read_only_engine(engine))
     if not store.list_cas(include_removed=True) and settings.trust_path.is_dir():
         store.import_directory(settings.trust_path, "service start-up")
-    return TrustSnapshots(
-        store,
-        check_interval=settings.limits.trust_refresh_seconds,
-        forward_unaudited=True,
-    )
+    return store
 
 
 def build_server(
-    app: Application, public: str | None = None, operator: str | None = None
+    app: Application,
+    public: str | None = None,
+    operator: str | None = None,
+    authority: str | None = None,
 ) -> SealedBidServer:
+    """The service's listeners; ``None`` addresses come from the settings. The authority
+    listener exists when its address is not empty."""
     settings = app.context.settings
     try:
         tls = TlsMaterial.from_files(
@@ -186,10 +194,19 @@ def build_server(
         )
     except OSError as exc:
         raise ConfigError(f"cannot read TLS material: {exc}") from None
+    authority_address = settings.authority_listen if authority is None else authority
+    snapshots = app.context.trust
     return SealedBidServer(
         app.services,
         tls,
         settings.limits,
         public or settings.public_listen,
         operator or settings.operator_listen,
+        authority=AuthorityListener(
+            authority_address,
+            TrustService(app.trust_store, snapshots),
+            lambda: anchors_pem(snapshots.current()),
+        )
+        if authority_address
+        else None,
     )

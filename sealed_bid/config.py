@@ -53,6 +53,8 @@ class Settings:
     """TLS port for bidders and the public."""
     operator_listen: str = "127.0.0.1:50052"
     """mTLS port for operators (tender creation, opening)."""
+    authority_listen: str = "127.0.0.1:50053"
+    """mTLS port for CA authorities pushing their CRLs and intermediates; empty: no listener."""
     pki_dir: str = ""
     """Where the certificates live; empty means <state_dir>/pki (the dev PKI's layout)."""
     platform_root_file: str = ""

@@ -18,6 +18,9 @@ Layout under ``directory``::
     bidder-ca/dev-bidder-root.pem, .key.pem, .crl
     bidder-ca/dev-bidder-issuing.pem, .key.pem, .crl
     bidder-ca/rogue-ca.pem, .key.pem            NOT in the trust store
+    bidder-ca/dev-bidder-authority.pem, .key.pem  mTLS client, OU=ca-authority, issued by
+                                                the issuing CA: pushes the CA's CRLs
+    bidder-ca/rogue-authority.pem, .key.pem     the same, issued by the rogue CA
     bidders/<name>/key.pem, cert.pem, chain.pem (chain: issuing CA, then root)
     trust/dev-bidder-ca/...                     ca_bridge.trust_store layout
 """
@@ -125,6 +128,11 @@ class DevPki:
     bidder_root: KeyPairFiles
     bidder_issuing: KeyPairFiles
     rogue_ca: KeyPairFiles
+    bidder_authority: KeyPairFiles
+    """The dev bidder CA's authority (``TrustService`` on the authority port): a TLS client
+    certificate with OU=ca-authority, issued by the Dev Bidder Issuing CA."""
+    rogue_authority: KeyPairFiles
+    """The same role under the rogue CA, which is not in the trust store."""
     bidder_root_crl: Path
     bidder_issuing_crl: Path
     bidders: Mapping[str, BidderFiles]
@@ -241,7 +249,26 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
     (ca_dir / "intermediates" / "dev-bidder-issuing.pem").write_bytes(_pem(issuing))
     (ca_dir / "crls" / "dev-bidder-root.crl").write_bytes(pki.bidder_root_crl.read_bytes())
     (ca_dir / "crls" / "dev-bidder-issuing.crl").write_bytes(pki.bidder_issuing_crl.read_bytes())
+    issue_authority_certs(pki, now)
     return pki
+
+
+def issue_authority_certs(pki: DevPki, now: datetime) -> bool:
+    """Issue the CA-authority client certificates (``bidder_authority``, ``rogue_authority``)
+    that are missing, e.g. in a dev PKI made before they existed. Returns whether any was."""
+    missing = [
+        (files, ca, chain)
+        for files, ca, chain in (
+            (pki.bidder_authority, pki.bidder_issuing, True),
+            (pki.rogue_authority, pki.rogue_ca, False),
+        )
+        if not (files.cert.is_file() and files.key.is_file())
+    ]
+    for files, ca, with_issuer in missing:
+        signer = load_signer(ca)
+        chain = (signer.certificate_der,) if with_issuer else ()
+        _write_authority(files, signer, chain, now)
+    return bool(missing)
 
 
 def refresh_dev_crls(pki: DevPki, now: datetime) -> bool:
@@ -359,6 +386,8 @@ def _layout(directory: Path) -> DevPki:
         bidder_root=pair(ca, "dev-bidder-root"),
         bidder_issuing=pair(ca, "dev-bidder-issuing"),
         rogue_ca=pair(ca, "rogue-ca"),
+        bidder_authority=pair(ca, "dev-bidder-authority"),
+        rogue_authority=pair(ca, "rogue-authority"),
         bidder_root_crl=ca / "dev-bidder-root.crl",
         bidder_issuing_crl=ca / "dev-bidder-issuing.crl",
         bidders=MappingProxyType(bidders),
@@ -400,6 +429,35 @@ def _bidder_name(spec: _BidderSpec) -> x509.Name:
             x509.NameAttribute(NameOID.SERIAL_NUMBER, spec.credit_code),
         ]
     )
+
+
+def _write_authority(
+    files: KeyPairFiles, issuer: SoftwareSigner, chain: tuple[bytes, ...], now: datetime
+) -> None:
+    """A CA authority's TLS client certificate (OU=ca-authority, clientAuth). The cert
+    file holds the chain below the root, as a TLS client sends it."""
+    key = _new_key("ec")
+    issuer_name = x509.load_der_x509_certificate(issuer.certificate_der).subject
+    common_name = issuer_name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    subject = x509.Name(
+        [
+            *issuer_name.get_attributes_for_oid(NameOID.COUNTRY_NAME),
+            *issuer_name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "ca-authority"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Authority of the {common_name!s}"),
+        ]
+    )
+    cert = issue_certificate(
+        issuer,
+        subject,
+        key.public_key(),
+        now - timedelta(hours=1),
+        now + timedelta(days=825),
+        None,
+        tls_client_profile(),
+    )
+    _write(files, key, cert)
+    files.cert.write_bytes(b"".join(_pem(der) for der in (cert, *chain)))
 
 
 def _self_signed(key: PrivateKey, name: x509.Name, now: datetime) -> bytes:

@@ -1,7 +1,15 @@
-"""The two TLS listeners: public (bidders, the public) and operator (mutual TLS)."""
+"""The TLS listeners: public (bidders, the public), operator (mutual TLS) and, when
+configured, authority (mutual TLS; CA authorities publish CRLs and intermediates).
+
+The authority listener's client roots are the trust store's active anchors, re-read for
+every new connection (``grpc.dynamic_ssl_server_credentials``), so a CA approved or
+removed by operators is accepted or refused without a restart (ADR 0011)."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +19,11 @@ import grpc
 from sealed_bid.api import servicers as sv
 from sealed_bid.config import Limits
 from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
+
+log = logging.getLogger("sealed_bid.api")
+
+MAX_TRUST_MESSAGE_BYTES = 32 * 1024 * 1024
+"""Largest request on the authority port: a large CA's full CRL runs to megabytes."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +38,45 @@ class TlsMaterial:
         return cls(key.read_bytes(), chain.read_bytes(), client_ca.read_bytes())
 
 
+@dataclass(frozen=True)
+class AuthorityListener:
+    """The authority port: where, what it serves, and its current client roots (PEM)."""
+
+    address: str
+    servicer: rpc.TrustServiceServicer
+    client_roots: Callable[[], bytes]
+
+
+class _ClientRoots:
+    """grpc's certificate-configuration fetcher: called before every new TLS handshake on
+    the authority port; returns a new configuration only when the roots changed. If the
+    roots cannot be read, the previous ones stay (the servicer re-checks every call)."""
+
+    def __init__(self, pair: list[tuple[bytes, bytes]], roots: Callable[[], bytes]) -> None:
+        self._pair = pair
+        self._roots = roots
+        self._lock = threading.Lock()
+        self._pem = roots()
+
+    def initial(self) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration(self._pair, self._pem)
+
+    def __call__(self) -> grpc.ServerCertificateConfiguration | None:
+        try:
+            pem = self._roots()
+        except Exception:  # any failure: raised in grpc's handshake thread it would be lost
+            log.warning("authority.roots_unreadable kept=previous", exc_info=True)
+            return None
+        with self._lock:
+            if pem == self._pem:
+                return None
+            self._pem = pem
+        log.info("authority.roots_changed anchors=%d", pem.count(b"-----BEGIN CERTIFICATE-----"))
+        return grpc.ssl_server_certificate_configuration(self._pair, pem)
+
+
 class SealedBidServer:
-    """Owns both grpc servers; ``start()`` binds and returns the bound ports."""
+    """Owns the grpc servers; ``start()`` binds and returns the bound ports."""
 
     def __init__(
         self,
@@ -36,6 +86,7 @@ class SealedBidServer:
         public_address: str,
         operator_address: str,
         workers: int = 16,
+        authority: AuthorityListener | None = None,
     ) -> None:
         # A data message is one chunk plus a few bytes of framing; trailers carry a
         # signature of at most max_signature_bytes.
@@ -65,6 +116,29 @@ class SealedBidServer:
         )
         if not self._public_port or not self._operator_port:
             raise OSError(f"cannot bind {public_address} or {operator_address}")
+        self._authority: grpc.Server | None = None
+        self._authority_port = 0
+        if authority is not None:
+            self._authority = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=4),
+                options=[
+                    ("grpc.max_receive_message_length", MAX_TRUST_MESSAGE_BYTES),
+                    ("grpc.max_send_message_length", 64 * 1024),
+                ],
+            )
+            rpc.add_TrustServiceServicer_to_server(authority.servicer, self._authority)
+            roots = _ClientRoots(pair, authority.client_roots)
+            self._authority_port = self._authority.add_secure_port(
+                authority.address,
+                grpc.dynamic_ssl_server_credentials(
+                    roots.initial(),
+                    # grpc-stubs omits the documented None ("no change") from the type.
+                    roots,  # type: ignore[arg-type]
+                    require_client_authentication=True,
+                ),
+            )
+            if not self._authority_port:
+                raise OSError(f"cannot bind {authority.address}")
 
     @property
     def public_port(self) -> int:
@@ -74,15 +148,21 @@ class SealedBidServer:
     def operator_port(self) -> int:
         return self._operator_port
 
+    @property
+    def authority_port(self) -> int:
+        """The bound authority port; 0 when there is no authority listener."""
+        return self._authority_port
+
+    def _servers(self) -> list[grpc.Server]:
+        return [self._public, self._operator] + ([self._authority] if self._authority else [])
+
     def start(self) -> None:
-        self._public.start()
-        self._operator.start()
+        for server in self._servers():
+            server.start()
 
     def stop(self, grace: float | None = 2.0) -> None:
-        a = self._public.stop(grace)
-        b = self._operator.stop(grace)
-        a.wait()
-        b.wait()
+        for stopped in [server.stop(grace) for server in self._servers()]:
+            stopped.wait()
 
     def wait(self) -> None:
         self._public.wait_for_termination()

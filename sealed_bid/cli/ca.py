@@ -228,26 +228,26 @@ def cmd_add_crl(args: argparse.Namespace) -> int:
 
 
 def cmd_show_validation(args: argparse.Namespace) -> int:
-    from sqlalchemy import text  # noqa: PLC0415
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
-
+    """Print the bid's stored validation record and re-check it offline from the stored
+    evidence. Prints no bidder names: the opening record is where identities appear."""
+    from ca_bridge.db_trust_store import DbTrustStore  # noqa: PLC0415
+    from sealed_bid.service.revalidation import recheck_bid  # noqa: PLC0415
+    from sealed_bid.storage.blobstore import BlobStore  # noqa: PLC0415
     from sealed_bid.storage.db import make_engine  # noqa: PLC0415
 
-    engine = make_engine(common.settings_from(args).db_url)
+    settings = common.settings_from(args)
+    engine = make_engine(settings.db_url)
     try:
-        with engine.connect() as conn:
-            stored = conn.execute(
-                text("SELECT validation_json FROM bids WHERE id = :id"), {"id": args.bid_id}
-            ).scalar_one_or_none()
-    except DBAPIError as exc:
-        raise SystemExit(f"cannot read bids from the database: {exc.orig}") from None
+        trust = DbTrustStore(engine).snapshot()
+        recheck = recheck_bid(engine, BlobStore(settings.blob_dir), trust, args.bid_id)
     finally:
         engine.dispose()
-    if not stored:
-        print(f"no stored validation for bid {args.bid_id!r}", file=sys.stderr)
-        return 1
-    try:
-        print(json.dumps(json.loads(stored), indent=2, ensure_ascii=False))
-    except ValueError:
-        print(stored)
+    print(json.dumps(recheck.stored, indent=2, ensure_ascii=False))
+    result = recheck.result
+    print(
+        f"re-validated offline at {result.validated_at.isoformat()} under CA {result.ca_id}"
+        f" with {len(result.revocation_evidence)} stored revocation item(s): valid"
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     return 0

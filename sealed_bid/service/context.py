@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from ca_bridge.identity import BidderIdentity
+from ca_bridge.revocation import RevocationSource
 from ca_bridge.trust_snapshots import TrustSnapshots
 from sealed_bid.config import Settings
 from sealed_bid.crypto.signer import Signer
@@ -35,6 +36,8 @@ class ServiceContext:
     """OAEP hashes the token can really open (probed at start-up)."""
     receipt_signer: Signer
     tender_ca_signer: Signer
+    revocation: RevocationSource | None = None
+    """Fetches and caches CRLs / OCSP for signer validation; None: trust-store CRLs only."""
 
     def bidder_tag(self, tender_id: TenderId, identity: BidderIdentity) -> BidderTag:
         """A keyed hash of who the bidder is within one tender, computed on the token, so

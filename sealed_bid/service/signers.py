@@ -3,6 +3,7 @@ certificate (through ca_bridge) — the outer signer is who the bidder is."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from ca_bridge.identity import BidderIdentity
@@ -52,4 +53,37 @@ def validate(
         ctx.trust.current(),
         accepted_ca_ids,
         DEFAULT_SIGNER_POLICY,
+        revocation=ctx.revocation,
+    )
+
+
+def validation_record(ctx: ServiceContext, validation: SignerValidation) -> str:
+    """What the bid keeps of its signer's validation, so the decision can be re-checked
+    offline later (``ca_bridge.validation.revalidate_offline``): the chain, the checks,
+    the policy, and every CRL / OCSP response used, each stored as a blob. No names."""
+    evidence = [
+        {
+            "kind": record.kind,
+            "source": record.source,
+            "blob": ctx.blobs.put_bytes(record.der),
+            "this_update": record.this_update.isoformat(),
+            "next_update": None if record.next_update is None else record.next_update.isoformat(),
+        }
+        for record in validation.revocation_records
+    ]
+    return json.dumps(
+        {
+            "format": "sealed-bid/signer-validation/v1",
+            "ca_id": validation.ca_id,
+            "chain": list(validation.chain),
+            "checks": list(validation.checks),
+            "warnings": list(validation.warnings),
+            "validated_at": validation.validated_at.isoformat(),
+            "policy": {
+                "key_usage": sorted(DEFAULT_SIGNER_POLICY.key_usage),
+                "revocation": DEFAULT_SIGNER_POLICY.revocation,
+            },
+            "evidence": evidence,
+        },
+        sort_keys=True,
     )

@@ -9,7 +9,6 @@ and renamed and the audit entry committed before the receipt is returned.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from datetime import datetime
 
@@ -121,7 +120,10 @@ class Upload:
             mark = last_signing_time(Repository(session), self._tender_id, tag)
             if mark is not None and signing_time <= mark:
                 raise BidReplayed(_OLDER_THAN_LAST)
-            validation = signers.validate(ctx, facts, tender.accepted_ca_ids, now)
+            accepted_ca_ids = list(tender.accepted_ca_ids)
+        # Outside the database session: revocation checking may wait on a CA's responder.
+        validation = signers.validate(ctx, facts, accepted_ca_ids, now)
+        validation_json = signers.validation_record(ctx, validation)
         signature_blob = ctx.blobs.put_bytes(outer_signature)
         envelope_blob = blob.commit()
         self._blob = None
@@ -130,14 +132,7 @@ class Upload:
             digest=EnvelopeDigest(envelope_blob),
             signing_time=signing_time,
             signature_blob=signature_blob,
-            validation_json=json.dumps(
-                {
-                    "ca_id": validation.ca_id,
-                    "chain": list(validation.chain),
-                    "checks": list(validation.checks),
-                },
-                sort_keys=True,
-            ),
+            validation_json=validation_json,
         )
         log.info(
             "bid.accepted tender=%s bid=%s seq=%d",

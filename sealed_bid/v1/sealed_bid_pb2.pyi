@@ -615,3 +615,100 @@ class GetOpeningRecordRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetOpeningRecordRequest: _TypeAlias = GetOpeningRecordRequest  # noqa: Y015
+
+@_typing.final
+class PublishCrlRequest(_message.Message):
+    """--- CA authorities ---------------------------------------------------------------------
+    A third listener, the authority port, with mutual TLS: the client certificate must chain
+    to an active trust anchor of a bidder CA in the trust store and carry OU=ca-authority.
+    An authority publishes material of its own CA only (PERMISSION_DENIED /
+    AUTHORITY_WRONG_CA otherwise), and never a trust anchor: anchors change only by two
+    operators (`sealed-bid ca add-anchor`, `sealed-bid ca approve`). The material is checked
+    as any other trust change (signed by an active certificate of the CA; a CRL newer than
+    the one held) and the change is in the audit log; it applies to the next submission.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CA_ID_FIELD_NUMBER: _builtins.int
+    CRL_FIELD_NUMBER: _builtins.int
+    ca_id: _builtins.str
+    crl: _builtins.bytes
+    """DER; a full CRL signed by an active certificate of the CA"""
+    def __init__(
+        self,
+        *,
+        ca_id: _builtins.str = ...,
+        crl: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_id", b"ca_id", "crl", b"crl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishCrlRequest: _TypeAlias = PublishCrlRequest  # noqa: Y015
+
+@_typing.final
+class PublishIntermediateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CA_ID_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    ca_id: _builtins.str
+    certificate: _builtins.bytes
+    """DER; a CA certificate signed by an active anchor or"""
+    def __init__(
+        self,
+        *,
+        ca_id: _builtins.str = ...,
+        certificate: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_id", b"ca_id", "certificate", b"certificate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishIntermediateRequest: _TypeAlias = PublishIntermediateRequest  # noqa: Y015
+
+@_typing.final
+class TrustChangeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGED_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    CA_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    ADDED_AT_FIELD_NUMBER: _builtins.int
+    CRL_NUMBER_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """false: the identical CRL or certificate was held already"""
+    sha256: _builtins.str
+    """hex SHA-256 of the DER sent"""
+    ca_id: _builtins.str
+    subject: _builtins.str
+    """RFC 4514: the certificate's subject, or the CRL's issuer"""
+    crl_number: _builtins.str
+    """CRLs only: decimal (up to 20 octets); empty if none"""
+    @_builtins.property
+    def added_at(self) -> _timestamp_pb2.Timestamp:
+        """when the trust store first held it"""
+
+    def __init__(
+        self,
+        *,
+        changed: _builtins.bool = ...,
+        sha256: _builtins.str = ...,
+        ca_id: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        added_at: _timestamp_pb2.Timestamp | None = ...,
+        crl_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "ca_id", b"ca_id", "changed", b"changed", "crl_number", b"crl_number", "sha256", b"sha256", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrustChangeResponse: _TypeAlias = TrustChangeResponse  # noqa: Y015

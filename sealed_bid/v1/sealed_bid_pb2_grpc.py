@@ -559,3 +559,118 @@ class Records:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class TrustServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PublishCrl = channel.unary_unary(
+                '/sealed_bid.v1.TrustService/PublishCrl',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PublishCrlRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.TrustChangeResponse.FromString,
+                _registered_method=True)
+        self.PublishIntermediate = channel.unary_unary(
+                '/sealed_bid.v1.TrustService/PublishIntermediate',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PublishIntermediateRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.TrustChangeResponse.FromString,
+                _registered_method=True)
+
+
+class TrustServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def PublishCrl(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishIntermediate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TrustServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PublishCrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishCrl,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PublishCrlRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.TrustChangeResponse.SerializeToString,
+            ),
+            'PublishIntermediate': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishIntermediate,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PublishIntermediateRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.TrustChangeResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sealed_bid.v1.TrustService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sealed_bid.v1.TrustService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TrustService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def PublishCrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.TrustService/PublishCrl',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.PublishCrlRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.TrustChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishIntermediate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.TrustService/PublishIntermediate',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.PublishIntermediateRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.TrustChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -202,3 +202,34 @@ class RecordsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_sealed_bid_pb2.OpeningRecord, _abc.Awaitable[_sealed_bid_pb2.OpeningRecord]]: ...
 
 def add_RecordsServicer_to_server(servicer: RecordsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class TrustServiceStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> TrustServiceAsyncStub: ...
+    PublishCrl: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.PublishCrlRequest, _sealed_bid_pb2.TrustChangeResponse]
+    PublishIntermediate: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.PublishIntermediateRequest, _sealed_bid_pb2.TrustChangeResponse]
+
+@_typing.type_check_only
+class TrustServiceAsyncStub(TrustServiceStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    PublishCrl: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.PublishCrlRequest, _sealed_bid_pb2.TrustChangeResponse]  # type: ignore[assignment]
+    PublishIntermediate: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.PublishIntermediateRequest, _sealed_bid_pb2.TrustChangeResponse]  # type: ignore[assignment]
+
+class TrustServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def PublishCrl(
+        self,
+        request: _sealed_bid_pb2.PublishCrlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.TrustChangeResponse, _abc.Awaitable[_sealed_bid_pb2.TrustChangeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PublishIntermediate(
+        self,
+        request: _sealed_bid_pb2.PublishIntermediateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.TrustChangeResponse, _abc.Awaitable[_sealed_bid_pb2.TrustChangeResponse]]: ...
+
+def add_TrustServiceServicer_to_server(servicer: TrustServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -426,6 +426,29 @@ def test_older_crl_is_refused_with_CRL_NOT_NEWER(imported: DbTrustStore, dev_pki
     assert dev_pki.bidder_issuing_crl.read_bytes() in imported.snapshot().material(CA).crls
 
 
+def test_a_crl_without_an_authority_key_identifier_is_refused(
+    imported: DbTrustStore, dev_pki: DevPki
+) -> None:
+    # Without the AKI (mandatory in RFC 5280) the CRL could neither be told apart from a
+    # second issuer nor be matched to its issuer at validation.
+    issuer = _cert(dev_pki.bidder_issuing.cert)
+    this_update = _held_issuing_crl_time(dev_pki) - timedelta(days=1)
+    key = _key(dev_pki.bidder_issuing.key)
+    older = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(this_update)
+        .next_update(this_update + timedelta(days=7))
+        .add_extension(x509.CRLNumber(_issuing_crl_number(dev_pki) - 1), critical=False)
+        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+    with pytest.raises(trust_errors.TrustChangeRefused, match="authorityKeyIdentifier"):
+        imported.add_crl(CA, older, "sync-job", Source.SYNC)
+    assert dev_pki.bidder_issuing_crl.read_bytes() in imported.snapshot().material(CA).crls
+
+
 def test_crl_with_the_same_number_but_later_this_update_is_not_newer(
     imported: DbTrustStore, dev_pki: DevPki
 ) -> None:

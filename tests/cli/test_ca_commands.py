@@ -4,7 +4,6 @@ temporary SQLite database (``--state-dir``), without the token."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ca_bridge.db_trust_store import DbTrustStore
+from ca_bridge.store_models import create_trust_schema
 from sealed_bid.devpki import BIDDER_CA_ID, DevPki, make_dev_pki
-from sealed_bid.storage.db import create_schema, make_engine, unit_of_work
-from sealed_bid.storage.models import Bid, BidStatus, Tender, TenderState
+from sealed_bid.storage.db import create_schema, make_engine
 from tests.cli.conftest import cli_env, require_ok, run_cli
 
 T0 = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
@@ -67,6 +66,10 @@ def _issuing_crl(pki: DevPki, number: int, this_update: datetime, out: Path) -> 
         .last_update(this_update)
         .next_update(this_update + timedelta(days=7))
         .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     out.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
@@ -174,44 +177,18 @@ def test_cli_changes_are_in_the_trust_change_log_waiting_for_the_audit_log(
     assert not any(c.audited for c in changes)
 
 
-@pytest.fixture
-def stored_bid(state: Path) -> Iterator[str]:
-    """A bid row with a validation result, as the service stores it."""
+def test_show_validation_of_an_unknown_bid_says_so(state: Path) -> None:
+    # (A real bid's record and its offline re-check: tests/e2e/test_validation_evidence.py.)
     engine = make_engine(f"sqlite:///{state / 'sealed-bid.db'}")
-    create_schema(engine)
-    validation = {"ca_id": BIDDER_CA_ID, "chain": ["ab" * 32], "checks": ["path", "crl"]}
-    with unit_of_work(engine) as session:
-        session.add(
-            Tender(id="T-1", title="Road works", created_at=T0, deadline=T0, opening_time=T0,
-                   max_envelope_bytes=1024, accepted_ca_ids=[BIDDER_CA_ID],
-                   oaep_hashes=["sha256"], content_algorithms=["aes256-gcm"],
-                   tender_cert_der=b"\x30\x00", count_visible=False,
-                   state=TenderState.ACCEPTING, opened_at=None)
-        )  # fmt: skip
-        session.flush()
-        session.add(
-            Bid(id="B-1", tender_id="T-1", bidder_tag="tag", envelope_sha256="cd" * 32,
-                size=10, received_at=T0, signing_time=T0, log_sequence=1,
-                status=BidStatus.CURRENT, outer_signature_blob="ef" * 32,
-                validation_json=json.dumps(validation), receipt_der=b"\x30\x00")
-        )  # fmt: skip
-    engine.dispose()
-    yield "B-1"
-
-
-def test_show_validation_prints_the_stored_validation_of_a_bid(
-    state: Path, stored_bid: str
-) -> None:
-    shown = json.loads(ok(state, "show-validation", stored_bid))
-
-    assert shown == {"ca_id": BIDDER_CA_ID, "chain": ["ab" * 32], "checks": ["path", "crl"]}
-
-
-def test_show_validation_of_an_unknown_bid_says_so(state: Path, stored_bid: str) -> None:
+    try:
+        create_schema(engine)  # a service database, without that bid
+        create_trust_schema(engine)
+    finally:
+        engine.dispose()
     code, _, err = ca(state, "show-validation", "B-404")
 
-    assert code == 1
-    assert "no stored validation for bid 'B-404'" in err
+    assert code == 2
+    assert "BID_NOT_FOUND" in err
 
 
 def test_ca_commands_need_no_pkcs11_module_and_no_token(state: Path, pki: DevPki) -> None:

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 
 from sealed_bid.api.server import SealedBidServer
 from sealed_bid.app import Application, build_server, init_local, open_application
 from sealed_bid.cli.common import load_signer
-from sealed_bid.client import SealedBidClient
+from sealed_bid.client import SealedBidClient, ServiceError
 from sealed_bid.config import Settings
 from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import SealedBid, seal_bid
@@ -24,6 +25,40 @@ from sealed_bid.domain.bid_form import BidForm
 from sealed_bid.domain.clock import ManualClock
 from sealed_bid.domain.ids import TenderId
 from sealed_bid.v1 import sealed_bid_pb2 as pb
+from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
+
+
+class AuthorityClient:
+    """``TrustService`` on the authority port with a client certificate; refusals raise
+    ``ServiceError`` as the SDK's do (the SDK has no TrustService client yet)."""
+
+    def __init__(self, address: str, root_pem: bytes, key_pem: bytes, chain_pem: bytes) -> None:
+        credentials = grpc.ssl_channel_credentials(root_pem, key_pem, chain_pem)
+        self._channel = grpc.secure_channel(address, credentials)
+        self._trust = rpc.TrustServiceStub(self._channel)
+
+    def publish_crl(self, ca_id: str, crl_der: bytes) -> pb.TrustChangeResponse:
+        request = pb.PublishCrlRequest(ca_id=ca_id, crl=crl_der)
+        try:
+            return self._trust.PublishCrl(request, timeout=30)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def publish_intermediate(self, ca_id: str, cert_der: bytes) -> pb.TrustChangeResponse:
+        request = pb.PublishIntermediateRequest(ca_id=ca_id, certificate=cert_der)
+        try:
+            return self._trust.PublishIntermediate(request, timeout=30)
+        except grpc.RpcError as exc:
+            raise ServiceError.from_rpc(exc) from None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> AuthorityClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -36,6 +71,15 @@ class Service:
     bidder: SealedBidClient
     operator: SealedBidClient
     observer: SealedBidClient
+    authority: AuthorityClient
+    """The dev bidder CA's authority (OU=ca-authority) on the authority port."""
+
+    def authority_client(self, key_pem: bytes, chain_pem: bytes) -> AuthorityClient:
+        """Another client of the authority port, with the given client certificate."""
+        address = f"127.0.0.1:{self.server.authority_port}"
+        return AuthorityClient(
+            address, self.pki.platform_root.cert.read_bytes(), key_pem, chain_pem
+        )
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +88,7 @@ def service(e2e_settings: Settings, session_start: datetime) -> Iterator[Service
     pki = init_local(settings, session_start)
     clock = ManualClock(session_start)
     app = open_application(settings, clock)
-    server = build_server(app, "127.0.0.1:0", "127.0.0.1:0")
+    server = build_server(app, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
     server.start()
     root = pki.platform_root.cert.read_bytes()
     bidder = SealedBidClient(f"127.0.0.1:{server.public_port}", root)
@@ -60,8 +104,14 @@ def service(e2e_settings: Settings, session_start: datetime) -> Iterator[Service
         pki.observer.key.read_bytes(),
         pki.observer.cert.read_bytes(),
     )
-    yield Service(settings, pki, clock, app, server, bidder, operator, observer)
-    for client in (bidder, operator, observer):
+    authority = AuthorityClient(
+        f"127.0.0.1:{server.authority_port}",
+        root,
+        pki.bidder_authority.key.read_bytes(),
+        pki.bidder_authority.cert.read_bytes(),
+    )
+    yield Service(settings, pki, clock, app, server, bidder, operator, observer, authority)
+    for client in (bidder, operator, observer, authority):
         client.close()
     server.stop()
     app.close()

@@ -74,6 +74,10 @@ def test_a_crl_added_after_a_revocation_refuses_the_next_submission_without_rest
         .last_update(now - timedelta(minutes=1))
         .next_update(now + timedelta(days=7))
         .add_extension(x509.CRLNumber(number + 1), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
     )
     for entry in held:
         builder = builder.add_revoked_certificate(entry)
