@@ -4,7 +4,7 @@
 #
 #   docker build -t sealed-bid .
 #   docker run -d --name sealed-bid -v sealed-bid-state:/var/lib/sealed-bid \
-#       -p 127.0.0.1:50051:50051 -p 127.0.0.1:50052:50052 sealed-bid
+#       -p 127.0.0.1:50051:50051 -p 127.0.0.1:50052:50052 -p 127.0.0.1:50053:50053 sealed-bid
 #
 # THIS IS THE EMBEDDED DEVELOPMENT DEFAULT. On first start the entrypoint runs
 # `sealed-bid init`, which creates a SoftHSM2 token (keys in files on the volume), the
@@ -64,9 +64,11 @@ VOLUME ["/var/lib/sealed-bid"]
 # Listen on all interfaces inside the container; publish the ports deliberately.
 ENV SEALED_BID_STATE_DIR=/var/lib/sealed-bid \
     SEALED_BID_PUBLIC_LISTEN=0.0.0.0:50051 \
-    SEALED_BID_OPERATOR_LISTEN=0.0.0.0:50052
+    SEALED_BID_OPERATOR_LISTEN=0.0.0.0:50052 \
+    SEALED_BID_AUTHORITY_LISTEN=0.0.0.0:50053
 # 50051: public (bidders, the public; TLS). 50052: operators (mutual TLS, OU=operator).
-EXPOSE 50051 50052
+# 50053: CA authorities pushing CRLs and intermediates (mutual TLS, OU=ca-authority).
+EXPOSE 50051 50052 50053
 
 USER sealed-bid:sealed-bid
 WORKDIR /var/lib/sealed-bid

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ca_bridge.db_trust_store import DbTrustStore
+from ca_bridge.revocation import RevocationSource
 from ca_bridge.store_models import Source, create_trust_schema
 from ca_bridge.trust_snapshots import TrustSnapshots
 from sealed_bid.api.authority_auth import anchors_pem
@@ -30,6 +31,7 @@ from sealed_bid.devpki import (
     BIDDER_CA_ID,
     PLATFORM_KEY_NAMES,
     DevPki,
+    issue_authority_certs,
     issue_platform_certs,
     load_dev_pki,
     make_dev_pki,
@@ -70,6 +72,7 @@ def init_local(settings: Settings, now: datetime) -> DevPki:
         if missing:
             issue_platform_certs(pki, missing, now)
         refresh_dev_crls(pki, now)
+        issue_authority_certs(pki, now)
     _load_dev_trust(settings, pki)
     return pki
 
@@ -147,6 +150,8 @@ def open_application(settings: Settings, clock: Clock) -> Application:
             oaep_hashes=profile.oaep_hashes,
             receipt_signer=TokenSigner(token, "platform-receipt", cert("platform-receipt")),
             tender_ca_signer=TokenSigner(token, "platform-tender-ca", cert("platform-tender-ca")),
+            # One per process: its cache and circuit breakers are shared by all requests.
+            revocation=RevocationSource(),
         )
     except BaseException:
         token.close()

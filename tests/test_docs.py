@@ -147,11 +147,10 @@ def test_every_environment_variable_the_docs_and_dockerfile_name_exists() -> Non
 
 def test_the_dockerfile_listens_on_the_ports_it_exposes() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    public = re.search(r"SEALED_BID_PUBLIC_LISTEN=0\.0\.0\.0:(\d+)", text)
-    operator = re.search(r"SEALED_BID_OPERATOR_LISTEN=0\.0\.0\.0:(\d+)", text)
+    listens = re.findall(r"SEALED_BID_(PUBLIC|OPERATOR|AUTHORITY)_LISTEN=0\.0\.0\.0:(\d+)", text)
     exposed = re.search(r"^EXPOSE\s+(.+)$", text, re.MULTILINE)
-    assert public and operator and exposed
-    assert set(exposed.group(1).split()) == {public.group(1), operator.group(1)}
+    assert {name for name, _ in listens} == {"PUBLIC", "OPERATOR", "AUTHORITY"} and exposed
+    assert set(exposed.group(1).split()) == {port for _, port in listens}
     assert re.search(r"^USER\s+sealed-bid", text, re.MULTILINE), "must not run as root"
 
 

@@ -44,6 +44,7 @@ def tender_message(view: TenderView) -> pb.Tender:
         accepted_ca_ids=list(view.accepted_ca_ids),
         state=_STATES.get(view.state, pb.TENDER_STATE_UNSPECIFIED),
         bid_count_visible=view.bid_count_visible,
+        revocation_policy=view.revocation_policy,
     )
 
 

@@ -35,7 +35,7 @@ class Services:
     opening: OpeningService
 
 
-def _guard(context: grpc.ServicerContext, rpc_name: str, call: Callable[[], T]) -> T:
+def guard(context: grpc.ServicerContext, rpc_name: str, call: Callable[[], T]) -> T:
     try:
         return call()
     except (SealedBidError, CaBridgeError) as exc:
@@ -57,7 +57,7 @@ class TenderDirectory(rpc.TenderDirectoryServicer):
         self._s = services
 
     def GetTender(self, request: pb.GetTenderRequest, context: grpc.ServicerContext) -> pb.Tender:
-        return _guard(
+        return guard(
             context,
             "GetTender",
             lambda: convert.tender_message(self._s.tenders.get(request.tender_id)),
@@ -66,7 +66,7 @@ class TenderDirectory(rpc.TenderDirectoryServicer):
     def ListTenders(
         self, request: pb.ListTendersRequest, context: grpc.ServicerContext
     ) -> pb.ListTendersResponse:
-        return _guard(
+        return guard(
             context,
             "ListTenders",
             lambda: pb.ListTendersResponse(
@@ -82,7 +82,7 @@ class BidSubmission(rpc.BidSubmissionServicer):
     def SubmitBid(
         self, request_iterator: Iterator[pb.SubmitBidRequest], context: grpc.ServicerContext
     ) -> pb.SubmitBidResponse:
-        return _guard(context, "SubmitBid", lambda: self._submit(request_iterator))
+        return guard(context, "SubmitBid", lambda: self._submit(request_iterator))
 
     def _submit(self, requests: Iterator[pb.SubmitBidRequest]) -> pb.SubmitBidResponse:
         first = next(requests, None)
@@ -112,7 +112,7 @@ class BidSubmission(rpc.BidSubmissionServicer):
     def WithdrawBid(
         self, request: pb.WithdrawBidRequest, context: grpc.ServicerContext
     ) -> pb.WithdrawBidResponse:
-        return _guard(
+        return guard(
             context,
             "WithdrawBid",
             lambda: pb.WithdrawBidResponse(
@@ -125,7 +125,7 @@ class BidSubmission(rpc.BidSubmissionServicer):
     def GetReceipt(
         self, request: pb.GetReceiptRequest, context: grpc.ServicerContext
     ) -> pb.Receipt:
-        return _guard(
+        return guard(
             context,
             "GetReceipt",
             lambda: convert.receipt_message(
@@ -154,12 +154,13 @@ class TenderAdmin(rpc.TenderAdminServicer):
                     max_envelope_bytes=request.max_envelope_bytes,
                     accepted_ca_ids=tuple(request.accepted_ca_ids),
                     bid_count_visible=request.bid_count_visible,
+                    revocation_policy=request.revocation_policy,
                 ),
                 operator=operator,
             )
             return convert.tender_message(view)
 
-        return _guard(context, "CreateTender", call)
+        return guard(context, "CreateTender", call)
 
     def GetBidCount(
         self, request: pb.GetBidCountRequest, context: grpc.ServicerContext
@@ -168,7 +169,7 @@ class TenderAdmin(rpc.TenderAdminServicer):
             operator_subject(context)
             return pb.GetBidCountResponse(current_bids=self._s.tenders.bid_count(request.tender_id))
 
-        return _guard(context, "GetBidCount", call)
+        return guard(context, "GetBidCount", call)
 
 
 class Opening(rpc.OpeningServicer):
@@ -182,7 +183,7 @@ class Opening(rpc.OpeningServicer):
             operator = operator_subject(context)
             return convert.record_message(self._s.opening.open(request.tender_id, operator))
 
-        return _guard(context, "OpenTender", call)
+        return guard(context, "OpenTender", call)
 
 
 class Records(rpc.RecordsServicer):
@@ -192,7 +193,7 @@ class Records(rpc.RecordsServicer):
     def GetOpeningRecord(
         self, request: pb.GetOpeningRecordRequest, context: grpc.ServicerContext
     ) -> pb.OpeningRecord:
-        return _guard(
+        return guard(
             context,
             "GetOpeningRecord",
             lambda: convert.record_message(self._s.opening.record(request.tender_id)),

@@ -17,7 +17,7 @@ from ca_bridge.store_models import Source
 from ca_bridge.trust_snapshots import TrustSnapshots
 from sealed_bid.api.authority_auth import Authority, authority_from_context
 from sealed_bid.api.convert import timestamp
-from sealed_bid.api.servicers import _guard
+from sealed_bid.api.servicers import guard
 from sealed_bid.errors import MalformedRequest
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
@@ -41,7 +41,7 @@ class TrustService(rpc.TrustServiceServicer):
             self._applied("crl", authority, applied)
             return _crl_response(applied)
 
-        return _guard(context, "PublishCrl", call)
+        return guard(context, "PublishCrl", call)
 
     def PublishIntermediate(
         self, request: pb.PublishIntermediateRequest, context: grpc.ServicerContext
@@ -54,7 +54,7 @@ class TrustService(rpc.TrustServiceServicer):
             self._applied("intermediate", authority, applied)
             return _certificate_response(applied)
 
-        return _guard(context, "PublishIntermediate", call)
+        return guard(context, "PublishIntermediate", call)
 
     def _authority(
         self, context: grpc.ServicerContext, ca_id: str, payload: bytes, field: str

@@ -61,7 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = build_server(app)
     server.start()
     print(
-        f"serving: public 127.0.0.1:{server.public_port}, operator {server.operator_port}",
+        f"serving: public 127.0.0.1:{server.public_port}, operator {server.operator_port},"
+        f" authority {server.authority_port or '-'}",
         flush=True,
     )
     stop = threading.Event()
@@ -83,6 +84,7 @@ def cmd_tender_create(args: argparse.Namespace) -> int:
             args.ca or ["dev-bidder-ca"],
             args.max_bytes,
             args.count_visible,
+            args.revocation,
         )
     print(f"created {tender.tender_id}; opens {tender.opening_time.ToJsonString()}")
     return 0
@@ -233,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca", action="append", help="accepted bidder CA id (repeatable)")
     p.add_argument("--max-bytes", type=int, default=0)
     p.add_argument("--count-visible", action="store_true")
+    p.add_argument(
+        "--revocation",
+        choices=("require", "soft-fail"),
+        default="require",
+        help="no fresh revocation info: refuse the bid (require) or accept with a warning",
+    )
     p.set_defaults(func=cmd_tender_create)
     p = tender.add_parser("show", help="show a tender and save its certificate")
     common.add_connection_args(p, operator=False)

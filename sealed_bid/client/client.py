@@ -138,6 +138,7 @@ class SealedBidClient:
         accepted_ca_ids: list[str],
         max_envelope_bytes: int = 0,
         bid_count_visible: bool = False,
+        revocation_policy: str = "",
     ) -> pb.Tender:
         request = pb.CreateTenderRequest(
             tender_id=tender_id,
@@ -147,6 +148,7 @@ class SealedBidClient:
             max_envelope_bytes=max_envelope_bytes,
             accepted_ca_ids=accepted_ca_ids,
             bid_count_visible=bid_count_visible,
+            revocation_policy=revocation_policy,
         )
         return _call(lambda: self._admin.CreateTender(request))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sealed_bid.config import Limits
 from sealed_bid.domain.ids import TenderId, parse_tender_id
@@ -20,6 +21,8 @@ KEY_TRANSPORT = "rsaes_oaep"
 DIGEST = "sha256"
 SIGNATURE_ALGORITHMS = ("sha256_rsa", "sha256_rsa_pss", "sha256_ecdsa")
 MAX_TITLE_CHARS = 300
+RevocationPolicy = Literal["require", "soft-fail"]
+REVOCATION_POLICIES: tuple[RevocationPolicy, ...] = ("require", "soft-fail")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class TenderSpec:
     max_envelope_bytes: int
     accepted_ca_ids: tuple[str, ...]
     bid_count_visible: bool
+    revocation_policy: RevocationPolicy = "require"
 
 
 def _aware(name: str, value: datetime) -> datetime:
@@ -63,6 +67,7 @@ def validate_tender_spec(
     accepted_ca_ids: tuple[str, ...],
     bid_count_visible: bool,
     known_ca_ids: frozenset[str],
+    revocation_policy: str = "",
     now: datetime,
     limits: Limits,
 ) -> TenderSpec:
@@ -95,6 +100,11 @@ def validate_tender_spec(
     unknown = sorted(set(accepted_ca_ids) - known_ca_ids)
     if unknown:
         raise InvalidTender(f"unknown bidder CA ids: {', '.join(unknown)}", field="accepted_ca_ids")
+    policy = revocation_policy or "require"
+    if policy not in REVOCATION_POLICIES:
+        raise InvalidTender(
+            "revocation_policy must be 'require' or 'soft-fail'", field="revocation_policy"
+        )
     return TenderSpec(
         tender_id=tid,
         title=title.strip(),
@@ -103,4 +113,5 @@ def validate_tender_spec(
         max_envelope_bytes=size,
         accepted_ca_ids=tuple(dict.fromkeys(accepted_ca_ids)),
         bid_count_visible=bid_count_visible,
+        revocation_policy="soft-fail" if policy == "soft-fail" else "require",
     )

@@ -16,6 +16,13 @@ from sealed_bid.service.context import ServiceContext
 DEFAULT_SIGNER_POLICY = SignerPolicy()
 
 
+def policy_for(revocation_policy: str) -> SignerPolicy:
+    """The signer policy of a tender: signing key usage, and its revocation policy."""
+    if revocation_policy == "soft-fail":
+        return SignerPolicy(revocation="soft-fail")
+    return DEFAULT_SIGNER_POLICY
+
+
 def require_signing_time(facts: SignatureFacts, now: datetime, skew_seconds: int) -> datetime:
     """The signature's signingTime orders a bidder's submissions; it must be present and
     close to the service clock, so an old signature cannot be presented as new."""
@@ -44,7 +51,11 @@ def identify(facts: SignatureFacts) -> BidderIdentity:
 
 
 def validate(
-    ctx: ServiceContext, facts: SignatureFacts, accepted_ca_ids: list[str], now: datetime
+    ctx: ServiceContext,
+    facts: SignatureFacts,
+    accepted_ca_ids: list[str],
+    now: datetime,
+    policy: SignerPolicy,
 ) -> SignerValidation:
     return validate_signer(
         facts.signer_certificate_der,
@@ -52,12 +63,14 @@ def validate(
         now,
         ctx.trust.current(),
         accepted_ca_ids,
-        DEFAULT_SIGNER_POLICY,
+        policy,
         revocation=ctx.revocation,
     )
 
 
-def validation_record(ctx: ServiceContext, validation: SignerValidation) -> str:
+def validation_record(
+    ctx: ServiceContext, validation: SignerValidation, policy: SignerPolicy
+) -> str:
     """What the bid keeps of its signer's validation, so the decision can be re-checked
     offline later (``ca_bridge.validation.revalidate_offline``): the chain, the checks,
     the policy, and every CRL / OCSP response used, each stored as a blob. No names."""
@@ -79,10 +92,7 @@ def validation_record(ctx: ServiceContext, validation: SignerValidation) -> str:
             "checks": list(validation.checks),
             "warnings": list(validation.warnings),
             "validated_at": validation.validated_at.isoformat(),
-            "policy": {
-                "key_usage": sorted(DEFAULT_SIGNER_POLICY.key_usage),
-                "revocation": DEFAULT_SIGNER_POLICY.revocation,
-            },
+            "policy": {"key_usage": sorted(policy.key_usage), "revocation": policy.revocation},
             "evidence": evidence,
         },
         sort_keys=True,

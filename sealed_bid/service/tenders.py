@@ -34,6 +34,7 @@ class CreateTenderInput:
     max_envelope_bytes: int
     accepted_ca_ids: tuple[str, ...]
     bid_count_visible: bool
+    revocation_policy: str = ""
 
 
 class TenderService:
@@ -51,6 +52,7 @@ class TenderService:
             max_envelope_bytes=request.max_envelope_bytes,
             accepted_ca_ids=request.accepted_ca_ids,
             bid_count_visible=request.bid_count_visible,
+            revocation_policy=request.revocation_policy,
             known_ca_ids=frozenset(ctx.trust.current().ca_ids()),
             now=now,
             limits=ctx.settings.limits,
@@ -94,6 +96,7 @@ class TenderService:
                 content_algorithms=list(algorithms.content_encryption),
                 tender_cert_der=cert_der,
                 count_visible=spec.bid_count_visible,
+                revocation_policy=spec.revocation_policy,
                 state=TenderState.ACCEPTING,
                 opened_at=None,
             )
@@ -111,6 +114,7 @@ class TenderService:
                     "max_envelope_bytes": spec.max_envelope_bytes,
                     "accepted_ca_ids": ",".join(spec.accepted_ca_ids),
                     "count_visible": spec.bid_count_visible,
+                    "revocation_policy": spec.revocation_policy,
                 },
             )
             view = self._view(tender)
@@ -151,4 +155,5 @@ class TenderService:
             accepted_ca_ids=tuple(tender.accepted_ca_ids),
             state=str(tender.state.value),
             bid_count_visible=tender.count_visible,
+            revocation_policy=tender.revocation_policy,
         )

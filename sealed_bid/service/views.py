@@ -23,6 +23,7 @@ class TenderView:
     accepted_ca_ids: tuple[str, ...]
     state: str
     bid_count_visible: bool
+    revocation_policy: str
 
 
 @dataclass(frozen=True)

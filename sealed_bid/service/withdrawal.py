@@ -50,10 +50,11 @@ class WithdrawalService:
         with unit_of_work(ctx.engine, read_only=True) as session:
             tender = Repository(session).get_tender(statement.tender_id)
             accepted = list(tender.accepted_ca_ids)
+            policy = signers.policy_for(tender.revocation_policy)
         signing_time = signers.require_signing_time(
             facts, now, ctx.settings.limits.signing_time_skew_seconds
         )
-        signers.validate(ctx, facts, accepted, now)
+        signers.validate(ctx, facts, accepted, now, policy)
         tag = ctx.bidder_tag(statement.tender_id, signers.identify(facts))
         # Refuse before the statement is stored (blob writes stay outside the unit of work,
         # ADR 0008); the same checks run again below under the tender and slot locks.

@@ -122,6 +122,7 @@ class Tender(Base):
     content_algorithms: Mapped[list[str]] = mapped_column(JSON)
     tender_cert_der: Mapped[bytes]
     count_visible: Mapped[bool] = mapped_column(Boolean)
+    revocation_policy: Mapped[str] = mapped_column(String(16), default="require")
     state: Mapped[TenderState] = mapped_column(_str_enum(TenderState, "tender_state"))
     opened_at: Mapped[datetime | None]
 

@@ -4,11 +4,13 @@ isort:skip_file
 The Sealed Bid gRPC contract, version 1. Single source of truth: the Python stubs in
 sealed_bid/v1/ are generated from this file by `scripts/gen-protos` and never edited.
 
-Two listeners, both TLS:
+Three listeners, all TLS:
   public port   — TenderDirectory, BidSubmission, Records: bidders and the public; bidders
                   are identified by their CMS signatures, not by the transport.
   operator port — TenderAdmin, Opening: mutual TLS, the client certificate must carry the
                   operator role (OU=operator).
+  authority port — TrustService: mutual TLS against the trusted bidder CAs' anchors, the
+                  client certificate must carry OU=ca-authority (docs/adr/0011).
 
 Errors: every refusal carries a google.rpc.Status in the `grpc-status-details-bin`
 trailer with one google.rpc.ErrorInfo whose `reason` is a stable code (BID_LATE,
@@ -122,6 +124,7 @@ class Tender(_message.Message):
     ACCEPTED_CA_IDS_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     BID_COUNT_VISIBLE_FIELD_NUMBER: _builtins.int
+    REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     tender_certificate: _builtins.bytes
@@ -132,6 +135,10 @@ class Tender(_message.Message):
     state: Global___TenderState.ValueType
     bid_count_visible: _builtins.bool
     """policy: operators may see a count before opening"""
+    revocation_policy: _builtins.str
+    """"require": no fresh revocation information for the signer's chain -> UNAVAILABLE /
+    REVOCATION_UNAVAILABLE, the bidder retries. "soft-fail": accepted, warning recorded.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -163,10 +170,11 @@ class Tender(_message.Message):
         accepted_ca_ids: _abc.Iterable[_builtins.str] | None = ...,
         state: Global___TenderState.ValueType = ...,
         bid_count_visible: _builtins.bool = ...,
+        revocation_policy: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["algorithms", b"algorithms", "created_at", b"created_at", "deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "created_at", b"created_at", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "created_at", b"created_at", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -479,11 +487,14 @@ class CreateTenderRequest(_message.Message):
     MAX_ENVELOPE_BYTES_FIELD_NUMBER: _builtins.int
     ACCEPTED_CA_IDS_FIELD_NUMBER: _builtins.int
     BID_COUNT_VISIBLE_FIELD_NUMBER: _builtins.int
+    REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     max_envelope_bytes: _builtins.int
     """0: the service default"""
     bid_count_visible: _builtins.bool
+    revocation_policy: _builtins.str
+    """"require" (default when empty) or "soft-fail" """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -502,10 +513,11 @@ class CreateTenderRequest(_message.Message):
         max_envelope_bytes: _builtins.int = ...,
         accepted_ca_ids: _abc.Iterable[_builtins.str] | None = ...,
         bid_count_visible: _builtins.bool = ...,
+        revocation_policy: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,11 +4,13 @@ isort:skip_file
 The Sealed Bid gRPC contract, version 1. Single source of truth: the Python stubs in
 sealed_bid/v1/ are generated from this file by `scripts/gen-protos` and never edited.
 
-Two listeners, both TLS:
+Three listeners, all TLS:
   public port   — TenderDirectory, BidSubmission, Records: bidders and the public; bidders
                   are identified by their CMS signatures, not by the transport.
   operator port — TenderAdmin, Opening: mutual TLS, the client certificate must carry the
                   operator role (OU=operator).
+  authority port — TrustService: mutual TLS against the trusted bidder CAs' anchors, the
+                  client certificate must carry OU=ca-authority (docs/adr/0011).
 
 Errors: every refusal carries a google.rpc.Status in the `grpc-status-details-bin`
 trailer with one google.rpc.ErrorInfo whose `reason` is a stable code (BID_LATE,
