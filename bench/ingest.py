@@ -8,7 +8,8 @@ peak RSS (``VmHWM`` in ``/proc/<pid>/status``) is theirs alone; this process is 
 client and also seals the envelopes. Everything lives in one temporary directory that is
 deleted at the end. Opening bids is not measured here.
 
-Run: ``.venv/bin/python -m bench.ingest [--quick]`` from the repository root (after ``scripts/setup``).
+Run from the repository root, after ``scripts/setup``:
+``.venv/bin/python -m bench.ingest [--quick]``.
 """
 
 from __future__ import annotations
