@@ -1,7 +1,8 @@
 """``sealed-bid ca ...``: operator tools on the trust store, run on the service's database.
 
-A thin shell over ``ca_bridge.db_trust_store.DbTrustStore``. These commands open the
-database named by the settings and nothing else: never the PKCS#11 token (so they run
+A thin shell over ``ca_bridge.db_trust_store.DbTrustStore`` (and ``ca_bridge.sync`` for
+``sync`` and the sources). These commands open the database named by the settings and,
+for ``sync``, the CAs' published URLs; never the PKCS#11 token (so they run
 where the token is not reachable, and they add no unsigned entries to the token-signed
 audit log). Their changes are recorded in the trust-change log; the running service
 forwards them to its audit log and picks them up at its next trust refresh.
@@ -27,9 +28,14 @@ from typing import TYPE_CHECKING
 from sealed_bid.cli import common
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from ca_bridge.db_trust_store import DbTrustStore
+    from ca_bridge.sync import CaSync
 
 Command = Callable[[argparse.Namespace], int]
+
+_SYNC_TIMEOUT_SECONDS = 10.0
 
 
 def add_ca_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +91,37 @@ def add_ca_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _operator(p)
     p.set_defaults(func=_refusals(cmd_add_crl))
 
+    p = commands.add_parser("add-source", help="a URL where a CA publishes its bundle or CRL")
+    common.add_settings_args(p)
+    p.add_argument("--ca", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bundle-url", help="PEM certificates: the CA's intermediates")
+    where.add_argument("--crl-url", help="one CRL of the CA, DER or PEM")
+    _operator(p)
+    p.set_defaults(func=_refusals(cmd_add_source))
+
+    p = commands.add_parser("remove-source", help="forget a CA's source URL")
+    common.add_settings_args(p)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--url", required=True)
+    p.set_defaults(func=_refusals(cmd_remove_source))
+
+    p = commands.add_parser("sync", help="pull every CA's bundle and CRLs from its sources")
+    common.add_settings_args(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="one pass, then exit (default)")
+    mode.add_argument(
+        "--interval", type=float, metavar="SECONDS", help="a pass every SECONDS until SIGTERM"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=_SYNC_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"longest one fetch may take (default {_SYNC_TIMEOUT_SECONDS:g})",
+    )
+    p.set_defaults(func=_refusals(cmd_sync))
+
     p = commands.add_parser("show-validation", help="print a bid's stored validation result")
     common.add_settings_args(p)
     p.add_argument("bid_id")
@@ -111,18 +148,26 @@ def _refusals(command: Command) -> Command:
 
 
 def _store(args: argparse.Namespace) -> DbTrustStore:
+    from ca_bridge.db_trust_store import DbTrustStore  # noqa: PLC0415
+
+    return DbTrustStore(_engine(args))
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    """The service database with the trust-store tables (and the sync sources) created."""
     from sqlalchemy.exc import OperationalError  # noqa: PLC0415
 
-    from ca_bridge.db_trust_store import DbTrustStore  # noqa: PLC0415
     from ca_bridge.store_models import create_trust_schema  # noqa: PLC0415
+    from ca_bridge.sync import create_source_schema  # noqa: PLC0415
     from sealed_bid.storage.db import make_engine  # noqa: PLC0415
 
     engine = make_engine(common.settings_from(args).db_url)
     try:
         create_trust_schema(engine)
+        create_source_schema(engine)
     except OperationalError as exc:
         raise SystemExit(f"cannot open the service database: {exc.orig}") from None
-    return DbTrustStore(engine)
+    return engine
 
 
 def _der(path: Path, pem_type: str) -> bytes:
@@ -138,9 +183,18 @@ def _der(path: Path, pem_type: str) -> bytes:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    cas = _store(args).list_cas(include_removed=args.all)
+    from ca_bridge.db_trust_store import DbTrustStore  # noqa: PLC0415
+    from ca_bridge.sync import SyncSources  # noqa: PLC0415
+
+    engine = _engine(args)
+    cas = DbTrustStore(engine).list_cas(include_removed=args.all)
+    sources = SyncSources(engine).list(active_cas_only=False)
     if args.json:
-        print(json.dumps([asdict(ca) for ca in cas], indent=2, default=str))
+        listing = [
+            asdict(ca) | {"sources": [asdict(s) for s in sources if s.ca_id == ca.ca_id]}
+            for ca in cas
+        ]
+        print(json.dumps(listing, indent=2, default=str))
         return 0
     if not cas:
         print("no CAs in the trust store")
@@ -157,6 +211,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(
                 f"  crl          #{crl.crl_number}  {crl.issuer}  "
                 f"this {crl.this_update:%Y-%m-%d %H:%M}  next {nxt}  ({crl.source})"
+            )
+        for source in (s for s in sources if s.ca_id == ca.ca_id):
+            print(
+                f"  source       {source.kind:<6}  {source.url}"
+                f"  (added by {source.added_by} {source.added_at:%Y-%m-%d %H:%M})"
             )
     return 0
 
@@ -225,6 +284,85 @@ def cmd_add_crl(args: argparse.Namespace) -> int:
     record = applied.record
     print(f"{state} CRL #{record.crl_number} of {record.issuer} for {args.ca}")
     return 0
+
+
+def cmd_add_source(args: argparse.Namespace) -> int:
+    from ca_bridge.sync import SourceKind, SyncSources  # noqa: PLC0415
+
+    kind, url = (
+        (SourceKind.BUNDLE, args.bundle_url) if args.bundle_url else (SourceKind.CRL, args.crl_url)
+    )
+    applied = SyncSources(_engine(args)).add(args.ca, kind, url, args.operator)
+    state = "added" if applied.changed else "already held:"
+    print(f"{state} {kind} source {url} for {args.ca}; 'sealed-bid ca sync' pulls it")
+    return 0
+
+
+def cmd_remove_source(args: argparse.Namespace) -> int:
+    from ca_bridge.sync import SyncSources  # noqa: PLC0415
+
+    removed = SyncSources(_engine(args)).remove(args.ca, args.url)
+    if not removed:
+        raise SystemExit(f"no source {args.url} for CA {args.ca}")
+    print(f"removed {removed} source(s) {args.url} of {args.ca}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One pass (exit 0 when every source was reachable and valid, else 1), or a pass
+    every ``--interval`` seconds until SIGTERM/SIGINT. The changes go to the trust-change
+    log; the running service forwards them to its audit log (this command has no token)."""
+    from ca_bridge.db_trust_store import DbTrustStore  # noqa: PLC0415
+    from ca_bridge.fetching import FetchLimits, HttpFetcher  # noqa: PLC0415
+    from ca_bridge.sync import CaSync, SyncSources  # noqa: PLC0415
+
+    if args.timeout <= 0 or (args.interval is not None and args.interval <= 0):
+        raise SystemExit("--timeout and --interval must be positive")
+    engine = _engine(args)
+    # One fetcher for the whole run: a host that keeps failing fails fast (circuit
+    # breaker) for the next sources and passes until its cool-down has passed.
+    fetcher = HttpFetcher(FetchLimits(request_timeout_seconds=args.timeout))
+    job = CaSync(DbTrustStore(engine), SyncSources(engine), fetcher)
+    if args.interval is None:
+        return 0 if _sync_pass(job) else 1
+    _sync_until_stopped(job, args.interval)
+    return 0
+
+
+def _sync_pass(job: CaSync) -> bool:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ca_bridge.errors import CaBridgeError  # noqa: PLC0415
+
+    started = datetime.now(UTC).replace(microsecond=0).isoformat()
+    try:
+        report = job.run_once()
+    except CaBridgeError as exc:  # the database, not a source: the loop tries again
+        print(f"sync {started}: failed: {exc.code}: {exc.message}", flush=True)
+        return False
+    errors = sum(r.outcome == "error" for r in report.results)
+    if not report.results:
+        print(f"sync {started}: no sources; add them with 'sealed-bid ca add-source'")
+    else:
+        print(f"sync {started}: {len(report.results)} source(s), {errors} error(s)")
+    for line in report.lines():
+        print(line)
+    sys.stdout.flush()
+    return report.ok
+
+
+def _sync_until_stopped(job: CaSync, interval: float) -> None:
+    # SIGTERM/SIGINT are blocked and only taken between passes, so a pass (and its
+    # transactions) is never cut in half; a pass is bounded by the fetch time-outs.
+    import signal  # noqa: PLC0415
+
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    while True:
+        _sync_pass(job)
+        if signal.sigtimedwait(stop, interval) is not None:
+            print("sync stopped", flush=True)
+            return
 
 
 def cmd_show_validation(args: argparse.Namespace) -> int:

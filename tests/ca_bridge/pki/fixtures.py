@@ -227,6 +227,19 @@ def build_two_ca_pki(directory: Path) -> Generator[TwoCaPki, None, None]:
         blackhole.close()
 
 
+def signing_key(pki: TwoCaPki, name: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    """The private key of certificate ``<arch>/<label>`` (its ``subject-key`` in
+    certomancer's key set), to sign as that bidder."""
+    arch, label = name.split("/", 1)
+    pki_arch = pki.config.get_pki_arch(ArchLabel(arch))
+    key_label = pki_arch.get_cert_spec(CertLabel(label)).subject_key
+    info = pki_arch.key_set.get_private_key(key_label)
+    key = serialization.load_der_private_key(info.dump(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{name}: the key set holds a {type(key).__name__}")
+    return key
+
+
 _shared: list[TwoCaPki] = []
 
 
