@@ -45,6 +45,7 @@ def tender_message(view: TenderView) -> pb.Tender:
         state=_STATES.get(view.state, pb.TENDER_STATE_UNSPECIFIED),
         bid_count_visible=view.bid_count_visible,
         revocation_policy=view.revocation_policy,
+        certificate_policies=list(view.certificate_policies),
     )
 
 

@@ -155,6 +155,7 @@ class TenderAdmin(rpc.TenderAdminServicer):
                     accepted_ca_ids=tuple(request.accepted_ca_ids),
                     bid_count_visible=request.bid_count_visible,
                     revocation_policy=request.revocation_policy,
+                    certificate_policies=tuple(request.certificate_policies),
                 ),
                 operator=operator,
             )

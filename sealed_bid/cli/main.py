@@ -85,6 +85,7 @@ def cmd_tender_create(args: argparse.Namespace) -> int:
             args.max_bytes,
             args.count_visible,
             args.revocation,
+            tuple(args.policy or ()),
         )
     print(f"created {tender.tender_id}; opens {tender.opening_time.ToJsonString()}")
     return 0
@@ -240,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("require", "soft-fail"),
         default="require",
         help="no fresh revocation info: refuse the bid (require) or accept with a warning",
+    )
+    p.add_argument(
+        "--policy",
+        action="append",
+        help="certificate policy OID a bidder's certificate must be valid for (repeatable)",
     )
     p.set_defaults(func=cmd_tender_create)
     p = tender.add_parser("show", help="show a tender and save its certificate")

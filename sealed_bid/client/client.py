@@ -139,6 +139,7 @@ class SealedBidClient:
         max_envelope_bytes: int = 0,
         bid_count_visible: bool = False,
         revocation_policy: str = "",
+        certificate_policies: tuple[str, ...] = (),
     ) -> pb.Tender:
         request = pb.CreateTenderRequest(
             tender_id=tender_id,
@@ -149,6 +150,7 @@ class SealedBidClient:
             accepted_ca_ids=accepted_ca_ids,
             bid_count_visible=bid_count_visible,
             revocation_policy=revocation_policy,
+            certificate_policies=list(certificate_policies),
         )
         return _call(lambda: self._admin.CreateTender(request))
 

@@ -7,6 +7,7 @@ least one bidder CA is accepted. A bad schedule is refused with INVALID_SCHEDULE
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -23,6 +24,7 @@ SIGNATURE_ALGORITHMS = ("sha256_rsa", "sha256_rsa_pss", "sha256_ecdsa")
 MAX_TITLE_CHARS = 300
 RevocationPolicy = Literal["require", "soft-fail"]
 REVOCATION_POLICIES: tuple[RevocationPolicy, ...] = ("require", "soft-fail")
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class TenderSpec:
     accepted_ca_ids: tuple[str, ...]
     bid_count_visible: bool
     revocation_policy: RevocationPolicy = "require"
+    certificate_policies: tuple[str, ...] = ()
 
 
 def _aware(name: str, value: datetime) -> datetime:
@@ -68,6 +71,7 @@ def validate_tender_spec(
     bid_count_visible: bool,
     known_ca_ids: frozenset[str],
     revocation_policy: str = "",
+    certificate_policies: tuple[str, ...] = (),
     now: datetime,
     limits: Limits,
 ) -> TenderSpec:
@@ -105,6 +109,12 @@ def validate_tender_spec(
         raise InvalidTender(
             "revocation_policy must be 'require' or 'soft-fail'", field="revocation_policy"
         )
+    bad_oids = [oid for oid in certificate_policies if not _OID.fullmatch(oid)]
+    if bad_oids:
+        raise InvalidTender(
+            f"certificate policies must be dotted OIDs: {', '.join(bad_oids)}",
+            field="certificate_policies",
+        )
     return TenderSpec(
         tender_id=tid,
         title=title.strip(),
@@ -114,4 +124,5 @@ def validate_tender_spec(
         accepted_ca_ids=tuple(dict.fromkeys(accepted_ca_ids)),
         bid_count_visible=bid_count_visible,
         revocation_policy="soft-fail" if policy == "soft-fail" else "require",
+        certificate_policies=tuple(dict.fromkeys(certificate_policies)),
     )

@@ -49,6 +49,7 @@ def recheck_bid(engine: Engine, blobs: BlobStore, trust: TrustStore, bid_id: str
     policy = SignerPolicy(
         key_usage=frozenset(stored["policy"]["key_usage"]),
         revocation=stored["policy"]["revocation"],
+        certificate_policies=frozenset(stored["policy"].get("certificate_policies", ())) or None,
     )
     evidence = [blobs.path(item["blob"]).read_bytes() for item in stored["evidence"]]
     result = revalidate_offline(

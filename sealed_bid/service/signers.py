@@ -4,6 +4,7 @@ certificate (through ca_bridge) — the outer signer is who the bidder is."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from ca_bridge.identity import BidderIdentity
@@ -13,14 +14,14 @@ from sealed_bid.domain.tender import SIGNATURE_ALGORITHMS
 from sealed_bid.errors import AlgorithmRefused, SigningTimeInvalid
 from sealed_bid.service.context import ServiceContext
 
-DEFAULT_SIGNER_POLICY = SignerPolicy()
 
-
-def policy_for(revocation_policy: str) -> SignerPolicy:
-    """The signer policy of a tender: signing key usage, and its revocation policy."""
-    if revocation_policy == "soft-fail":
-        return SignerPolicy(revocation="soft-fail")
-    return DEFAULT_SIGNER_POLICY
+def policy_for(revocation_policy: str, certificate_policies: Sequence[str] = ()) -> SignerPolicy:
+    """The signer policy of a tender: signing key usage, its revocation policy, and the
+    certificate policies (any one of them) a bidder's chain must be valid for."""
+    return SignerPolicy(
+        revocation="soft-fail" if revocation_policy == "soft-fail" else "require",
+        certificate_policies=frozenset(certificate_policies) or None,
+    )
 
 
 def require_signing_time(facts: SignatureFacts, now: datetime, skew_seconds: int) -> datetime:
@@ -92,7 +93,11 @@ def validation_record(
             "checks": list(validation.checks),
             "warnings": list(validation.warnings),
             "validated_at": validation.validated_at.isoformat(),
-            "policy": {"key_usage": sorted(policy.key_usage), "revocation": policy.revocation},
+            "policy": {
+                "key_usage": sorted(policy.key_usage),
+                "revocation": policy.revocation,
+                "certificate_policies": sorted(policy.certificate_policies or ()),
+            },
             "evidence": evidence,
         },
         sort_keys=True,

@@ -35,6 +35,7 @@ class CreateTenderInput:
     accepted_ca_ids: tuple[str, ...]
     bid_count_visible: bool
     revocation_policy: str = ""
+    certificate_policies: tuple[str, ...] = ()
 
 
 class TenderService:
@@ -53,6 +54,7 @@ class TenderService:
             accepted_ca_ids=request.accepted_ca_ids,
             bid_count_visible=request.bid_count_visible,
             revocation_policy=request.revocation_policy,
+            certificate_policies=request.certificate_policies,
             known_ca_ids=frozenset(ctx.trust.current().ca_ids()),
             now=now,
             limits=ctx.settings.limits,
@@ -97,6 +99,7 @@ class TenderService:
                 tender_cert_der=cert_der,
                 count_visible=spec.bid_count_visible,
                 revocation_policy=spec.revocation_policy,
+                policy_oids=list(spec.certificate_policies),
                 state=TenderState.ACCEPTING,
                 opened_at=None,
             )
@@ -115,6 +118,7 @@ class TenderService:
                     "accepted_ca_ids": ",".join(spec.accepted_ca_ids),
                     "count_visible": spec.bid_count_visible,
                     "revocation_policy": spec.revocation_policy,
+                    "certificate_policies": ",".join(spec.certificate_policies),
                 },
             )
             view = self._view(tender)
@@ -156,4 +160,5 @@ class TenderService:
             state=str(tender.state.value),
             bid_count_visible=tender.count_visible,
             revocation_policy=tender.revocation_policy,
+            certificate_policies=tuple(tender.policy_oids or ()),
         )

@@ -24,6 +24,7 @@ class TenderView:
     state: str
     bid_count_visible: bool
     revocation_policy: str
+    certificate_policies: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,8 @@ class Tender(Base):
     tender_cert_der: Mapped[bytes]
     count_visible: Mapped[bool] = mapped_column(Boolean)
     revocation_policy: Mapped[str] = mapped_column(String(16), default="require")
+    policy_oids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Certificate policies (any one) a bidder's chain must be valid for; empty: any."""
     state: Mapped[TenderState] = mapped_column(_str_enum(TenderState, "tender_state"))
     opened_at: Mapped[datetime | None]
 

@@ -125,6 +125,7 @@ class Tender(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     BID_COUNT_VISIBLE_FIELD_NUMBER: _builtins.int
     REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_POLICIES_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     tender_certificate: _builtins.bytes
@@ -155,6 +156,12 @@ class Tender(_message.Message):
     def accepted_ca_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """bidder CAs accepted for this tender"""
 
+    @_builtins.property
+    def certificate_policies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Certificate policy OIDs (dotted); a bidder's certificate chain must be valid for one of
+        them (RFC 5280 policy processing), else PERMISSION_DENIED / SIGNER_POLICY. Empty: any.
+        """
+
     def __init__(
         self,
         *,
@@ -171,10 +178,11 @@ class Tender(_message.Message):
         state: Global___TenderState.ValueType = ...,
         bid_count_visible: _builtins.bool = ...,
         revocation_policy: _builtins.str = ...,
+        certificate_policies: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["algorithms", b"algorithms", "created_at", b"created_at", "deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "created_at", b"created_at", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "created_at", b"created_at", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -488,6 +496,7 @@ class CreateTenderRequest(_message.Message):
     ACCEPTED_CA_IDS_FIELD_NUMBER: _builtins.int
     BID_COUNT_VISIBLE_FIELD_NUMBER: _builtins.int
     REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_POLICIES_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     max_envelope_bytes: _builtins.int
@@ -503,6 +512,10 @@ class CreateTenderRequest(_message.Message):
     def accepted_ca_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """must be non-empty and known to the trust store"""
 
+    @_builtins.property
+    def certificate_policies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """dotted OIDs; empty: no policy required"""
+
     def __init__(
         self,
         *,
@@ -514,10 +527,11 @@ class CreateTenderRequest(_message.Message):
         accepted_ca_ids: _abc.Iterable[_builtins.str] | None = ...,
         bid_count_visible: _builtins.bool = ...,
         revocation_policy: _builtins.str = ...,
+        certificate_policies: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

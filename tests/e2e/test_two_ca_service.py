@@ -9,11 +9,8 @@ the service's default); CA B is imported with its current CRLs, so the service d
 from the trust store's CRLs without a request. That gives one revocation by OCSP and one
 by CRL through the service's one shared RevocationSource.
 
-Not covered here because the service cannot express it yet: a tender requiring a
-certificate policy (``wrong-policy``). The service's signer policy has no
-``certificate_policies`` (sealed_bid/service/signers.py ``policy_for``), so the
-certificate issued under the test-only policy is accepted; the test below pins that
-down as a strict xfail so it turns into a failure the day the service gains the option.
+A certificate under another certificate policy (``wrong-policy``) is refused on a tender
+that requires the tender-signing policy and accepted on one that requires none.
 
 Time: the PKI's dates are fixed (good certificates 2024..2045, revocations dated 2025),
 and the animator issues CRLs and OCSP responses as of ``PkiServer.clock``, which every
@@ -112,11 +109,12 @@ def two_ca(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         running.close()
 
 
-def _tender(two_ca: TwoCaService, accepted: list[str]) -> pb.Tender:
+def _tender(two_ca: TwoCaService, accepted: list[str], policies: tuple[str, ...] = ()) -> pb.Tender:
     now = two_ca.service.clock.now()
     return two_ca.service.operator.create_tender(
         f"TWO-CA-{next(_tender_ids):03d}-{now:%H%M%S%f}", "Bridge deck repair",
         now + timedelta(hours=1), now + timedelta(hours=2), accepted, 0, False, "require",
+        policies,
     )  # fmt: skip
 
 
@@ -249,18 +247,21 @@ def test_signer_revoked_by_crl_is_refused_from_the_trust_stores_crl(
     assert server.count("/ca-b/") == ca_b_before, "decided from the stored CRL, no request"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a tender cannot require a certificate policy yet (no certificate_policies in "
-    "the service's signer policy); the test-only-policy certificate is accepted",
-)
+TENDER_SIGNING_POLICY = "1.3.6.1.4.1.55555.1.1"
+
+
 def test_certificate_under_a_policy_the_tender_does_not_accept_is_refused(
+    two_ca: TwoCaService, tmp_path: Path
+) -> None:
+    tender = _tender(two_ca, [SERVICE_CA_A], (TENDER_SIGNING_POLICY,))
+    assert list(tender.certificate_policies) == [TENDER_SIGNING_POLICY]
+    with pytest.raises(ServiceError) as refused:
+        _submit(two_ca, tender, "ca-a/wrong-policy", tmp_path / "wrong")
+    assert (refused.value.code, refused.value.status) == ("SIGNER_POLICY", "PERMISSION_DENIED")
+    _submit(two_ca, tender, "ca-a/good-1", tmp_path / "good")  # under the required policy
+
+
+def test_without_a_required_policy_any_policy_is_accepted(
     both_cas_tender: pb.Tender, two_ca: TwoCaService, tmp_path: Path
 ) -> None:
-    try:
-        _submit(two_ca, both_cas_tender, "ca-a/wrong-policy", tmp_path)
-    except ServiceError as refused:
-        assert (refused.code, refused.status) == ("SIGNER_POLICY", "PERMISSION_DENIED")
-    else:
-        raise AssertionError("the certificate under the test-only policy was accepted")
+    _submit(two_ca, both_cas_tender, "ca-a/wrong-policy", tmp_path)
