@@ -323,9 +323,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     # breaker) for the next sources and passes until its cool-down has passed.
     fetcher = HttpFetcher(FetchLimits(request_timeout_seconds=args.timeout))
     job = CaSync(DbTrustStore(engine), SyncSources(engine), fetcher)
+    warn = _expiry_warnings(engine, common.settings_from(args).blob_dir)
     if args.interval is None:
-        return 0 if _sync_pass(job) else 1
-    _sync_until_stopped(job, args.interval)
+        ok = _sync_pass(job)
+        warn()
+        return 0 if ok else 1
+    _sync_until_stopped(job, args.interval, warn)
     return 0
 
 
@@ -351,7 +354,25 @@ def _sync_pass(job: CaSync) -> bool:
     return report.ok
 
 
-def _sync_until_stopped(job: CaSync, interval: float) -> None:
+def _expiry_warnings(engine: Engine, blob_dir: Path) -> Callable[[], None]:
+    """After each pass: bids whose signer certificate expires before their opening (only
+    where this database is a service's, with its blob store)."""
+    from sqlalchemy import inspect  # noqa: PLC0415
+
+    from sealed_bid.service.expiry import expiring_signers  # noqa: PLC0415
+    from sealed_bid.storage.blobstore import BlobStore  # noqa: PLC0415
+
+    def warn() -> None:
+        if not blob_dir.is_dir() or not inspect(engine).has_table("bids"):
+            return
+        for warning in expiring_signers(engine, BlobStore(blob_dir)):
+            print(f"warning: {warning.line()}")
+        sys.stdout.flush()
+
+    return warn
+
+
+def _sync_until_stopped(job: CaSync, interval: float, warn: Callable[[], None]) -> None:
     # SIGTERM/SIGINT are blocked and only taken between passes, so a pass (and its
     # transactions) is never cut in half; a pass is bounded by the fetch time-outs.
     import signal  # noqa: PLC0415
@@ -360,6 +381,7 @@ def _sync_until_stopped(job: CaSync, interval: float) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     while True:
         _sync_pass(job)
+        warn()
         if signal.sigtimedwait(stop, interval) is not None:
             print("sync stopped", flush=True)
             return

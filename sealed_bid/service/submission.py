@@ -91,7 +91,8 @@ class Upload:
             raise SignatureMalformed("the outer signature is larger than the service accepts")
         now = ctx.clock.now()
         with unit_of_work(ctx.engine, read_only=True) as session:
-            tender = Repository(session).get_tender(self._tender_id)
+            repo = Repository(session)
+            tender = repo.get_tender(self._tender_id)
             if _late(tender, now):
                 raise BidLate(f"the submission deadline {tender.deadline.isoformat()} has passed")
             info = inspect_envelope(blob.tmp_path)
@@ -101,7 +102,7 @@ class Upload:
             identity = signers.identify(facts)
             tag = ctx.bidder_tag(self._tender_id, identity)
             digest = EnvelopeDigest(actual.hex())
-            existing = Repository(session).find_bid(self._tender_id, tag, digest)
+            existing = repo.find_bid(self._tender_id, tag, digest)
             if existing is not None and existing.status == BidStatus.CURRENT:
                 # The same bid again (a retry after a lost response): the same receipt.
                 self.abort()
@@ -117,7 +118,7 @@ class Upload:
             )
             # Refuse a replay here, before any blob is written; _store checks again under
             # the slot lock (a concurrent submission can still move the mark meanwhile).
-            mark = last_signing_time(Repository(session), self._tender_id, tag)
+            mark = last_signing_time(repo, self._tender_id, tag)
             if mark is not None and signing_time <= mark:
                 raise BidReplayed(_OLDER_THAN_LAST)
             accepted_ca_ids = list(tender.accepted_ca_ids)

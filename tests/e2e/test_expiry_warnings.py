@@ -1,0 +1,80 @@
+"""A bid whose signer certificate expires before the opening is reported (by bid id, not
+by name) so the bidder can re-sign, and it still opens: it was valid when submitted."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from sealed_bid.crypto.certs import issue_certificate, signing_profile
+from sealed_bid.crypto.envelope import seal_envelope
+from sealed_bid.crypto.signed_data import sign_attached, sign_detached
+from sealed_bid.crypto.software_signer import SoftwareSigner
+from sealed_bid.service.expiry import expiring_signers
+from tests.cli.conftest import cli_env, run_cli
+from tests.e2e.conftest import Service, new_tender, seal_for
+
+pytestmark = [pytest.mark.server, pytest.mark.token]
+
+
+def _short_lived_bidder(service: Service, lifetime: timedelta) -> SoftwareSigner:
+    files = service.pki.bidder_issuing
+    issuing = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    now = service.clock.now()
+    own = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Theta Lighting Ltd")])
+    der = issue_certificate(
+        SoftwareSigner(key, issuing.public_bytes(serialization.Encoding.DER)),
+        subject, own.public_key(), (now - timedelta(days=1)).replace(microsecond=0),
+        (now + lifetime).replace(microsecond=0), None, signing_profile(),
+    )  # fmt: skip
+    return SoftwareSigner(own, der)
+
+
+def test_a_signer_expiring_before_the_opening_is_reported_and_the_bid_still_opens(
+    service: Service, tmp_path: Path
+) -> None:
+    tender = new_tender(service)  # deadline in 1 h, opening 30 min later
+    theta = _short_lived_bidder(service, timedelta(hours=1, minutes=10))
+    seal_for(service, tender, "alpha", tmp_path)  # writes tmp_path/package.zip
+    package = (tmp_path / "package.zip").read_bytes()
+    # theta signs both the package and the envelope (inner signer = outer signer).
+    envelope = io.BytesIO()
+    inner = sign_attached(theta, package, service.clock.now())
+    seal_envelope(io.BytesIO(inner), envelope, [tender.tender_certificate], "sha1")
+    path = tmp_path / "theta.p7m"
+    path.write_bytes(envelope.getvalue())
+    digest = hashlib.sha256(envelope.getvalue()).digest()
+    signature = sign_detached(theta, digest, service.clock.now())
+    bid_id = service.bidder.submit_bid(tender.tender_id, path, signature).receipt.content.bid_id
+
+    ctx = service.app.context
+    warnings = [w for w in expiring_signers(ctx.engine, ctx.blobs) if w.bid_id == bid_id]
+    assert len(warnings) == 1 and warnings[0].end_entity
+    assert warnings[0].expires_at < warnings[0].opening_time
+    assert "Theta" not in warnings[0].line()
+
+    report = run_cli(
+        "ca", "sync", "--once", "--state-dir", service.settings.state_dir,
+        env=cli_env(SEALED_BID_PKCS11_MODULE="/nonexistent/libpkcs11-must-not-load.so"),
+    )  # fmt: skip
+    assert f"bid {bid_id}: signer certificate expires" in report.stdout, report.stdout
+
+    service.clock.advance(timedelta(hours=2))  # the certificate has expired by now
+    try:
+        record = json.loads(service.operator.open_tender(tender.tender_id).record_json)
+    finally:
+        service.clock.advance(-timedelta(hours=2))
+    [row] = [b for b in record["bids"] if b["bid_id"] == bid_id]
+    assert row["status"] == "OPENED"
