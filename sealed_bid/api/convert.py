@@ -46,6 +46,7 @@ def tender_message(view: TenderView) -> pb.Tender:
         bid_count_visible=view.bid_count_visible,
         revocation_policy=view.revocation_policy,
         certificate_policies=list(view.certificate_policies),
+        extended_key_usages=list(view.extended_key_usages),
     )
 
 

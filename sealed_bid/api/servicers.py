@@ -156,6 +156,7 @@ class TenderAdmin(rpc.TenderAdminServicer):
                     bid_count_visible=request.bid_count_visible,
                     revocation_policy=request.revocation_policy,
                     certificate_policies=tuple(request.certificate_policies),
+                    extended_key_usages=tuple(request.extended_key_usages),
                 ),
                 operator=operator,
             )

@@ -86,6 +86,7 @@ def cmd_tender_create(args: argparse.Namespace) -> int:
             args.count_visible,
             args.revocation,
             tuple(args.policy or ()),
+            tuple(args.eku or ()),
         )
     print(f"created {tender.tender_id}; opens {tender.opening_time.ToJsonString()}")
     return 0
@@ -246,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         action="append",
         help="certificate policy OID a bidder's certificate must be valid for (repeatable)",
+    )
+    p.add_argument(
+        "--eku",
+        action="append",
+        help="extended key usage OID a bidder's certificate must carry (repeatable)",
     )
     p.set_defaults(func=cmd_tender_create)
     p = tender.add_parser("show", help="show a tender and save its certificate")

@@ -140,6 +140,7 @@ class SealedBidClient:
         bid_count_visible: bool = False,
         revocation_policy: str = "",
         certificate_policies: tuple[str, ...] = (),
+        extended_key_usages: tuple[str, ...] = (),
     ) -> pb.Tender:
         request = pb.CreateTenderRequest(
             tender_id=tender_id,
@@ -151,6 +152,7 @@ class SealedBidClient:
             bid_count_visible=bid_count_visible,
             revocation_policy=revocation_policy,
             certificate_policies=list(certificate_policies),
+            extended_key_usages=list(extended_key_usages),
         )
         return _call(lambda: self._admin.CreateTender(request))
 

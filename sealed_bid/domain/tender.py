@@ -52,6 +52,7 @@ class TenderSpec:
     bid_count_visible: bool
     revocation_policy: RevocationPolicy = "require"
     certificate_policies: tuple[str, ...] = ()
+    extended_key_usages: tuple[str, ...] = ()
 
 
 def _aware(name: str, value: datetime) -> datetime:
@@ -72,6 +73,7 @@ def validate_tender_spec(
     known_ca_ids: frozenset[str],
     revocation_policy: str = "",
     certificate_policies: tuple[str, ...] = (),
+    extended_key_usages: tuple[str, ...] = (),
     now: datetime,
     limits: Limits,
 ) -> TenderSpec:
@@ -109,12 +111,13 @@ def validate_tender_spec(
         raise InvalidTender(
             "revocation_policy must be 'require' or 'soft-fail'", field="revocation_policy"
         )
-    bad_oids = [oid for oid in certificate_policies if not _OID.fullmatch(oid)]
-    if bad_oids:
-        raise InvalidTender(
-            f"certificate policies must be dotted OIDs: {', '.join(bad_oids)}",
-            field="certificate_policies",
-        )
+    for name, oids in (
+        ("certificate_policies", certificate_policies),
+        ("extended_key_usages", extended_key_usages),
+    ):
+        bad_oids = [oid for oid in oids if not _OID.fullmatch(oid)]
+        if bad_oids:
+            raise InvalidTender(f"{name} must be dotted OIDs: {', '.join(bad_oids)}", field=name)
     return TenderSpec(
         tender_id=tid,
         title=title.strip(),
@@ -125,4 +128,5 @@ def validate_tender_spec(
         bid_count_visible=bid_count_visible,
         revocation_policy="soft-fail" if policy == "soft-fail" else "require",
         certificate_policies=tuple(dict.fromkeys(certificate_policies)),
+        extended_key_usages=tuple(dict.fromkeys(extended_key_usages)),
     )

@@ -50,6 +50,7 @@ def recheck_bid(engine: Engine, blobs: BlobStore, trust: TrustStore, bid_id: str
         key_usage=frozenset(stored["policy"]["key_usage"]),
         revocation=stored["policy"]["revocation"],
         certificate_policies=frozenset(stored["policy"].get("certificate_policies", ())) or None,
+        extended_key_usage=frozenset(stored["policy"].get("extended_key_usage", ())) or None,
     )
     evidence = [blobs.path(item["blob"]).read_bytes() for item in stored["evidence"]]
     result = revalidate_offline(

@@ -15,12 +15,18 @@ from sealed_bid.errors import AlgorithmRefused, SigningTimeInvalid
 from sealed_bid.service.context import ServiceContext
 
 
-def policy_for(revocation_policy: str, certificate_policies: Sequence[str] = ()) -> SignerPolicy:
-    """The signer policy of a tender: signing key usage, its revocation policy, and the
-    certificate policies (any one of them) a bidder's chain must be valid for."""
+def policy_for(
+    revocation_policy: str,
+    certificate_policies: Sequence[str] = (),
+    extended_key_usages: Sequence[str] = (),
+) -> SignerPolicy:
+    """The signer policy of a tender: signing key usage, its revocation policy, the
+    certificate policies (any one) a bidder's chain must be valid for, and the extended
+    key usages (any one) the signer's certificate must carry."""
     return SignerPolicy(
         revocation="soft-fail" if revocation_policy == "soft-fail" else "require",
         certificate_policies=frozenset(certificate_policies) or None,
+        extended_key_usage=frozenset(extended_key_usages) or None,
     )
 
 
@@ -97,6 +103,7 @@ def validation_record(
                 "key_usage": sorted(policy.key_usage),
                 "revocation": policy.revocation,
                 "certificate_policies": sorted(policy.certificate_policies or ()),
+                "extended_key_usage": sorted(policy.extended_key_usage or ()),
             },
             "evidence": evidence,
         },

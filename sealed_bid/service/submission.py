@@ -122,7 +122,9 @@ class Upload:
             if mark is not None and signing_time <= mark:
                 raise BidReplayed(_OLDER_THAN_LAST)
             accepted_ca_ids = list(tender.accepted_ca_ids)
-            policy = signers.policy_for(tender.revocation_policy, tender.policy_oids or ())
+            policy = signers.policy_for(
+                tender.revocation_policy, tender.policy_oids or (), tender.eku_oids or ()
+            )
         # Outside the database session: revocation checking may wait on a CA's responder.
         validation = signers.validate(ctx, facts, accepted_ca_ids, now, policy)
         validation_json = signers.validation_record(ctx, validation, policy)

@@ -36,6 +36,7 @@ class CreateTenderInput:
     bid_count_visible: bool
     revocation_policy: str = ""
     certificate_policies: tuple[str, ...] = ()
+    extended_key_usages: tuple[str, ...] = ()
 
 
 class TenderService:
@@ -55,6 +56,7 @@ class TenderService:
             bid_count_visible=request.bid_count_visible,
             revocation_policy=request.revocation_policy,
             certificate_policies=request.certificate_policies,
+            extended_key_usages=request.extended_key_usages,
             known_ca_ids=frozenset(ctx.trust.current().ca_ids()),
             now=now,
             limits=ctx.settings.limits,
@@ -100,6 +102,7 @@ class TenderService:
                 count_visible=spec.bid_count_visible,
                 revocation_policy=spec.revocation_policy,
                 policy_oids=list(spec.certificate_policies),
+                eku_oids=list(spec.extended_key_usages),
                 state=TenderState.ACCEPTING,
                 opened_at=None,
             )
@@ -119,6 +122,7 @@ class TenderService:
                     "count_visible": spec.bid_count_visible,
                     "revocation_policy": spec.revocation_policy,
                     "certificate_policies": ",".join(spec.certificate_policies),
+                    "extended_key_usages": ",".join(spec.extended_key_usages),
                 },
             )
             view = self._view(tender)
@@ -161,4 +165,5 @@ class TenderService:
             bid_count_visible=tender.count_visible,
             revocation_policy=tender.revocation_policy,
             certificate_policies=tuple(tender.policy_oids or ()),
+            extended_key_usages=tuple(tender.eku_oids or ()),
         )

@@ -25,6 +25,7 @@ class TenderView:
     bid_count_visible: bool
     revocation_policy: str
     certificate_policies: tuple[str, ...]
+    extended_key_usages: tuple[str, ...]
 
 
 @dataclass(frozen=True)

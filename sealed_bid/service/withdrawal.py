@@ -50,7 +50,9 @@ class WithdrawalService:
         with unit_of_work(ctx.engine, read_only=True) as session:
             tender = Repository(session).get_tender(statement.tender_id)
             accepted = list(tender.accepted_ca_ids)
-            policy = signers.policy_for(tender.revocation_policy, tender.policy_oids or ())
+            policy = signers.policy_for(
+                tender.revocation_policy, tender.policy_oids or (), tender.eku_oids or ()
+            )
         signing_time = signers.require_signing_time(
             facts, now, ctx.settings.limits.signing_time_skew_seconds
         )

@@ -125,6 +125,8 @@ class Tender(Base):
     revocation_policy: Mapped[str] = mapped_column(String(16), default="require")
     policy_oids: Mapped[list[str]] = mapped_column(JSON, default=list)
     """Certificate policies (any one) a bidder's chain must be valid for; empty: any."""
+    eku_oids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Extended key usages (any one) the signer's certificate must carry; empty: any."""
     state: Mapped[TenderState] = mapped_column(_str_enum(TenderState, "tender_state"))
     opened_at: Mapped[datetime | None]
 

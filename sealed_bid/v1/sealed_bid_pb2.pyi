@@ -126,6 +126,7 @@ class Tender(_message.Message):
     BID_COUNT_VISIBLE_FIELD_NUMBER: _builtins.int
     REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
     CERTIFICATE_POLICIES_FIELD_NUMBER: _builtins.int
+    EXTENDED_KEY_USAGES_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     tender_certificate: _builtins.bytes
@@ -162,6 +163,12 @@ class Tender(_message.Message):
         them (RFC 5280 policy processing), else PERMISSION_DENIED / SIGNER_POLICY. Empty: any.
         """
 
+    @_builtins.property
+    def extended_key_usages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Extended key usages (dotted OIDs): the signer's certificate must carry one of them,
+        else PERMISSION_DENIED / SIGNER_KEY_USAGE. Empty: not checked (key usage always is).
+        """
+
     def __init__(
         self,
         *,
@@ -179,10 +186,11 @@ class Tender(_message.Message):
         bid_count_visible: _builtins.bool = ...,
         revocation_policy: _builtins.str = ...,
         certificate_policies: _abc.Iterable[_builtins.str] | None = ...,
+        extended_key_usages: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["algorithms", b"algorithms", "created_at", b"created_at", "deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "created_at", b"created_at", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "created_at", b"created_at", "deadline", b"deadline", "extended_key_usages", b"extended_key_usages", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -497,6 +505,7 @@ class CreateTenderRequest(_message.Message):
     BID_COUNT_VISIBLE_FIELD_NUMBER: _builtins.int
     REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
     CERTIFICATE_POLICIES_FIELD_NUMBER: _builtins.int
+    EXTENDED_KEY_USAGES_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     max_envelope_bytes: _builtins.int
@@ -516,6 +525,10 @@ class CreateTenderRequest(_message.Message):
     def certificate_policies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """dotted OIDs; empty: no policy required"""
 
+    @_builtins.property
+    def extended_key_usages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """dotted OIDs; empty: not checked"""
+
     def __init__(
         self,
         *,
@@ -528,10 +541,11 @@ class CreateTenderRequest(_message.Message):
         bid_count_visible: _builtins.bool = ...,
         revocation_policy: _builtins.str = ...,
         certificate_policies: _abc.Iterable[_builtins.str] | None = ...,
+        extended_key_usages: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "deadline", b"deadline", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "deadline", b"deadline", "extended_key_usages", b"extended_key_usages", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
