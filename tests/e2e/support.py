@@ -7,15 +7,21 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
 from sealed_bid.cli.common import load_signer
 from sealed_bid.client import ServiceError
+from sealed_bid.crypto.certs import CertProfile, issue_certificate, signing_profile
 from sealed_bid.crypto.seal import SealedBid
 from sealed_bid.crypto.signed_data import sign_detached
+from sealed_bid.crypto.software_signer import SoftwareSigner
 from sealed_bid.storage.db import unit_of_work
 from sealed_bid.storage.models import AuditEntry
 from sealed_bid.storage.repository import Repository
@@ -140,3 +146,35 @@ class Envelope:
     @classmethod
     def of(cls, sealed: SealedBid) -> Envelope:
         return cls(sealed.envelope_path.read_bytes(), sealed.outer_signature_der)
+
+
+# --- Bidders made on the spot by the dev issuing CA ----------------------------------
+def dev_issuing_ca(service: Service) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """The dev bidder issuing CA's certificate and key (the test plays the CA)."""
+    files = service.pki.bidder_issuing
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return x509.load_pem_x509_certificate(files.cert.read_bytes()), key
+
+
+def new_dev_bidder(
+    service: Service,
+    organisation: str,
+    *,
+    lifetime: timedelta = timedelta(days=365),
+    profile: CertProfile | None = None,
+) -> SoftwareSigner:
+    """A fresh EC bidder certificate from the dev issuing CA, valid from a day ago."""
+    issuing, key = dev_issuing_ca(service)
+    now = service.clock.now()
+    own = ec.generate_private_key(ec.SECP256R1())
+    der = issue_certificate(
+        SoftwareSigner(key, issuing.public_bytes(serialization.Encoding.DER)),
+        x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)]),
+        own.public_key(),
+        (now - timedelta(days=1)).replace(microsecond=0),
+        (now + lifetime).replace(microsecond=0),
+        None,
+        profile or signing_profile(),
+    )
+    return SoftwareSigner(own, der)

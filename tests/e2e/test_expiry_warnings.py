@@ -10,43 +10,22 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
-from sealed_bid.crypto.certs import issue_certificate, signing_profile
 from sealed_bid.crypto.envelope import seal_envelope
 from sealed_bid.crypto.signed_data import sign_attached, sign_detached
-from sealed_bid.crypto.software_signer import SoftwareSigner
 from sealed_bid.service.expiry import expiring_signers
 from tests.cli.conftest import cli_env, run_cli
 from tests.e2e.conftest import Service, new_tender, seal_for
+from tests.e2e.support import new_dev_bidder
 
 pytestmark = [pytest.mark.server, pytest.mark.token]
-
-
-def _short_lived_bidder(service: Service, lifetime: timedelta) -> SoftwareSigner:
-    files = service.pki.bidder_issuing
-    issuing = x509.load_pem_x509_certificate(files.cert.read_bytes())
-    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    now = service.clock.now()
-    own = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Theta Lighting Ltd")])
-    der = issue_certificate(
-        SoftwareSigner(key, issuing.public_bytes(serialization.Encoding.DER)),
-        subject, own.public_key(), (now - timedelta(days=1)).replace(microsecond=0),
-        (now + lifetime).replace(microsecond=0), None, signing_profile(),
-    )  # fmt: skip
-    return SoftwareSigner(own, der)
 
 
 def test_a_signer_expiring_before_the_opening_is_reported_and_the_bid_still_opens(
     service: Service, tmp_path: Path
 ) -> None:
     tender = new_tender(service)  # deadline in 1 h, opening 30 min later
-    theta = _short_lived_bidder(service, timedelta(hours=1, minutes=10))
+    theta = new_dev_bidder(service, "Theta Lighting Ltd", lifetime=timedelta(hours=1, minutes=10))
     seal_for(service, tender, "alpha", tmp_path)  # writes tmp_path/package.zip
     package = (tmp_path / "package.zip").read_bytes()
     # theta signs both the package and the envelope (inner signer = outer signer).

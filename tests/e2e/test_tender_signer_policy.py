@@ -7,39 +7,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sealed_bid.client import ServiceError
-from sealed_bid.crypto.certs import CertProfile, issue_certificate
+from sealed_bid.crypto.certs import CertProfile
 from sealed_bid.crypto.signed_data import sign_detached
-from sealed_bid.crypto.software_signer import SoftwareSigner
 from tests.e2e.conftest import Service, seal_for
+from tests.e2e.support import new_dev_bidder
 
 pytestmark = [pytest.mark.server, pytest.mark.token]
 
 EMAIL_PROTECTION = ExtendedKeyUsageOID.EMAIL_PROTECTION.dotted_string
-
-
-def _bidder_with_eku(service: Service) -> SoftwareSigner:
-    files = service.pki.bidder_issuing
-    issuing = x509.load_pem_x509_certificate(files.cert.read_bytes())
-    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    now = service.clock.now()
-    own = ec.generate_private_key(ec.SECP256R1())
-    profile = CertProfile(
-        key_usage=frozenset({"digital_signature", "non_repudiation"}),
-        extended_key_usage=(ExtendedKeyUsageOID.EMAIL_PROTECTION,),
-    )
-    der = issue_certificate(
-        SoftwareSigner(key, issuing.public_bytes(serialization.Encoding.DER)),
-        x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Iota Survey Ltd")]),
-        own.public_key(), now - timedelta(days=1), now + timedelta(days=365), None, profile,
-    )  # fmt: skip
-    return SoftwareSigner(own, der)
 
 
 def test_a_required_extended_key_usage_refuses_certificates_without_it(
@@ -57,7 +35,14 @@ def test_a_required_extended_key_usage_refuses_certificates_without_it(
         service.bidder.submit_bid(tender.tender_id, plain.envelope_path, plain.outer_signature_der)
     assert (refused.value.code, refused.value.status) == ("SIGNER_KEY_USAGE", "PERMISSION_DENIED")
 
-    iota = _bidder_with_eku(service)
+    iota = new_dev_bidder(
+        service,
+        "Iota Survey Ltd",
+        profile=CertProfile(
+            key_usage=frozenset({"digital_signature", "non_repudiation"}),
+            extended_key_usage=(ExtendedKeyUsageOID.EMAIL_PROTECTION,),
+        ),
+    )
     envelope = plain.envelope_path.read_bytes()
     signature = sign_detached(iota, hashlib.sha256(envelope).digest(), service.clock.now())
     accepted = service.bidder.submit_bid(tender.tender_id, plain.envelope_path, signature)

@@ -10,51 +10,25 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ca_bridge.db_trust_store import DbTrustStore
 from sealed_bid.client import ServiceError
-from sealed_bid.crypto.certs import issue_certificate, signing_profile
 from sealed_bid.crypto.signed_data import sign_detached
-from sealed_bid.crypto.software_signer import SoftwareSigner
 from sealed_bid.devpki import BIDDER_CA_ID
 from sealed_bid.storage.db import unit_of_work
 from tests.e2e.conftest import Service, new_tender, seal_for
+from tests.e2e.support import dev_issuing_ca, new_dev_bidder
 
 pytestmark = [pytest.mark.server, pytest.mark.token]
-
-
-def _issuing(service: Service) -> tuple[x509.Certificate, object]:
-    files = service.pki.bidder_issuing
-    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
-    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
-    return cert, key
 
 
 def test_a_crl_added_after_a_revocation_refuses_the_next_submission_without_restart(
     service: Service, tmp_path: Path
 ) -> None:
     now = service.clock.now()
-    issuing_cert, issuing_key = _issuing(service)
-    issuing_der = issuing_cert.public_bytes(serialization.Encoding.DER)
-    signer_key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Epsilon Bridges Co., Ltd."),
-            x509.NameAttribute(NameOID.COMMON_NAME, "Epsilon Bridges Co., Ltd."),
-        ]
-    )
-    cert_der = issue_certificate(
-        SoftwareSigner(issuing_key, issuing_der),  # type: ignore[arg-type]
-        subject,
-        signer_key.public_key(),
-        now - timedelta(days=1),
-        now + timedelta(days=365),
-        None,
-        signing_profile(),
-    )
-    epsilon = SoftwareSigner(signer_key, cert_der)
+    issuing_cert, issuing_key = dev_issuing_ca(service)
+    epsilon = new_dev_bidder(service, "Epsilon Bridges Co., Ltd.")
+    cert_der = epsilon.certificate_der
     tender = new_tender(service)
     tid = tender.tender_id
 
@@ -66,12 +40,17 @@ def test_a_crl_added_after_a_revocation_refuses_the_next_submission_without_rest
 
     submit(tmp_path / "first")  # accepted: not revoked yet
 
-    held = x509.load_der_x509_crl(service.pki.bidder_issuing_crl.read_bytes())
+    store = DbTrustStore(service.app.context.engine)  # as `sealed-bid ca add-crl` does
+    [held] = [  # the CRL the service holds now (other tests may have added newer ones)
+        crl
+        for crl in map(x509.load_der_x509_crl, store.snapshot().material(BIDDER_CA_ID).crls)
+        if crl.issuer == issuing_cert.subject
+    ]
     number = held.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuing_cert.subject)
-        .last_update(now - timedelta(minutes=1))
+        .last_update(max(now - timedelta(minutes=1), held.last_update_utc))
         .next_update(now + timedelta(days=7))
         .add_extension(x509.CRLNumber(number + 1), critical=False)
         .add_extension(
@@ -88,7 +67,6 @@ def test_a_crl_added_after_a_revocation_refuses_the_next_submission_without_rest
         .build()
     )
     crl = builder.sign(issuing_key, hashes.SHA256())  # type: ignore[arg-type]
-    store = DbTrustStore(service.app.context.engine)  # as `sealed-bid ca add-crl` does
     applied = store.add_crl(
         BIDDER_CA_ID, crl.public_bytes(serialization.Encoding.DER), "Operator One", "operator"
     )

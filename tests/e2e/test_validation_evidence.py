@@ -12,46 +12,24 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from ca_bridge.db_trust_store import DbTrustStore
 from ca_bridge.errors import SignerRevoked
 from ca_bridge.store_models import Source
 from ca_bridge.validation import SignerPolicy, validate_signer
-from sealed_bid.crypto.certs import issue_certificate, signing_profile
 from sealed_bid.crypto.signed_data import sign_detached
-from sealed_bid.crypto.software_signer import SoftwareSigner
 from sealed_bid.devpki import BIDDER_CA_ID
 from sealed_bid.service.revalidation import recheck_bid
 from tests.cli.conftest import cli_env, run_cli
 from tests.e2e.conftest import Service, new_tender, seal_for
+from tests.e2e.support import dev_issuing_ca, new_dev_bidder
 
 pytestmark = [pytest.mark.server, pytest.mark.token]
 
 
-def _new_bidder(service: Service, name: str) -> SoftwareSigner:
-    files = service.pki.bidder_issuing
-    issuing = x509.load_pem_x509_certificate(files.cert.read_bytes())
-    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    now = service.clock.now()
-    own = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
-    der = issue_certificate(
-        SoftwareSigner(key, issuing.public_bytes(serialization.Encoding.DER)),
-        subject, own.public_key(), now - timedelta(days=1), now + timedelta(days=365),
-        None, signing_profile(),
-    )  # fmt: skip
-    return SoftwareSigner(own, der)
-
-
 def _revoke(service: Service, serial: int) -> None:
     """The dev issuing CA publishes a newer CRL revoking ``serial`` (as `ca add-crl`)."""
-    files = service.pki.bidder_issuing
-    issuing = x509.load_pem_x509_certificate(files.cert.read_bytes())
-    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
+    issuing, key = dev_issuing_ca(service)
     store = DbTrustStore(service.app.context.engine)
     [held_der] = [
         der
@@ -87,7 +65,7 @@ def _revoke(service: Service, serial: int) -> None:
 def test_a_revocation_after_an_honest_submission_does_not_void_the_bid(
     service: Service, tmp_path: Path
 ) -> None:
-    signer = _new_bidder(service, "Zeta Tunnels Co., Ltd.")
+    signer = new_dev_bidder(service, "Zeta Tunnels Co., Ltd.")
     tender = new_tender(service)
     sealed = seal_for(service, tender, "alpha", tmp_path)
     envelope = sealed.envelope_path.read_bytes()
