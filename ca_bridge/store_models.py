@@ -41,10 +41,12 @@ _SERIAL = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as UTC and read back timezone-aware on every engine.
+    """A timestamp stored as UTC and returned timezone-aware (UTC) on every engine; the
+    one timestamp type of both schemas that share the service's engine.
 
-    Same rule as the service's own type (``ca_bridge`` may not import it): PostgreSQL
-    keeps ``timestamptz``, SQLite the UTC wall time; naive datetimes are refused.
+    PostgreSQL keeps it as ``timestamptz``; SQLite has no time zones, so the UTC wall
+    time is stored and UTC is re-attached on read. Naive datetimes are refused on write
+    because their meaning depends on the host's zone.
     """
 
     impl = DateTime(timezone=True)
@@ -53,10 +55,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("naive datetime refused: pass a timezone-aware (UTC) datetime")
         utc = value.astimezone(UTC)
-        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
+        if dialect.name == "postgresql":
+            return utc
+        return utc.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

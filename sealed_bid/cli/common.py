@@ -41,14 +41,16 @@ def add_connection_args(parser: argparse.ArgumentParser, operator: bool) -> None
 def connect(args: argparse.Namespace, operator: bool) -> SealedBidClient:
     """Connect with explicit files, or with the local dev PKI of the state directory."""
     settings = settings_from(args)
-    pki = load_dev_pki(settings.pki_path) if settings.pki_path.exists() else None
     ca_file = args.ca_file or settings.platform_root_path
     if not ca_file.exists():
         raise SystemExit("name the server's root certificate with --ca-file")
     if operator:
         address = args.address or local_address(settings.operator_listen)
-        cert = args.cert or (pki.operator.cert if pki else None)
-        key = args.key or (pki.operator.key if pki else None)
+        cert, key = args.cert, args.key
+        if (cert is None or key is None) and settings.pki_path.exists():
+            # Only the local development set-up has an operator certificate to default to.
+            dev = load_dev_pki(settings.pki_path).operator
+            cert, key = cert or dev.cert, key or dev.key
         if cert is None or key is None:
             raise SystemExit("operator commands need --cert and --key")
         return SealedBidClient(address, ca_file.read_bytes(), key.read_bytes(), cert.read_bytes())

@@ -10,7 +10,7 @@ digest. Audit entries have no foreign keys so the log stands on its own.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -18,8 +18,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
-    Dialect,
     Enum,
     ForeignKey,
     Index,
@@ -27,10 +25,11 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ca_bridge.store_models import UTCDateTime
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of audit entry 1."""
@@ -38,37 +37,6 @@ GENESIS_HASH = "0" * 64
 _ID = 64
 _HEX = 64
 _TAG = 128
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as UTC and returned timezone-aware (UTC) on every engine.
-
-    PostgreSQL keeps it as ``timestamptz``; SQLite has no time zones, so the UTC wall
-    time is stored and UTC is re-attached on read. Naive datetimes are refused on write
-    because their meaning depends on the host's zone.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetime refused: pass a timezone-aware (UTC) datetime")
-        utc = value.astimezone(UTC)
-        if dialect.name == "postgresql":
-            return utc
-        return utc.replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 def _str_enum(cls: type[enum.StrEnum], name: str) -> Enum:
