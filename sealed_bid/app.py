@@ -32,6 +32,7 @@ from sealed_bid.devpki import (
     PLATFORM_KEY_NAMES,
     DevPki,
     issue_authority_certs,
+    issue_officer_certs,
     issue_platform_certs,
     load_dev_pki,
     make_dev_pki,
@@ -41,9 +42,11 @@ from sealed_bid.domain.clock import Clock
 from sealed_bid.errors import ConfigError
 from sealed_bid.hsm.module import find_module, is_softhsm
 from sealed_bid.hsm.profile import probe, require_profile
+from sealed_bid.hsm.quorum_token import QuorumTokens
 from sealed_bid.hsm.signer import TokenSigner
 from sealed_bid.hsm.softhsm import init_softhsm_token
 from sealed_bid.hsm.token import Token
+from sealed_bid.service.ceremony import CeremonyService
 from sealed_bid.service.context import ServiceContext
 from sealed_bid.service.opening import OpeningService
 from sealed_bid.service.submission import SubmissionService
@@ -52,6 +55,8 @@ from sealed_bid.service.withdrawal import WithdrawalService
 from sealed_bid.storage.audit_log import AuditLog, FieldValue
 from sealed_bid.storage.blobstore import BlobStore
 from sealed_bid.storage.db import create_schema, make_engine, read_only_engine
+from sealed_bid.timestamping.client import TimestampClient
+from sealed_bid.timestamping.dev_tsa import dev_tsa_layout, make_dev_tsa
 
 log = logging.getLogger("sealed_bid.app")
 
@@ -73,6 +78,10 @@ def init_local(settings: Settings, now: datetime) -> DevPki:
             issue_platform_certs(pki, missing, now)
         refresh_dev_crls(pki, now)
         issue_authority_certs(pki, now)
+        issue_officer_certs(pki, now)
+    tsa_dir = settings.pki_path / "tsa"
+    if not dev_tsa_layout(tsa_dir).cert.is_file():
+        make_dev_tsa(tsa_dir, now)
     _load_dev_trust(settings, pki)
     return pki
 
@@ -152,6 +161,8 @@ def open_application(settings: Settings, clock: Clock) -> Application:
             tender_ca_signer=TokenSigner(token, "platform-tender-ca", cert("platform-tender-ca")),
             # One per process: its cache and circuit breakers are shared by all requests.
             revocation=RevocationSource(),
+            timestamps=_timestamp_client(settings),
+            quorum_tokens=QuorumTokens(settings),
         )
     except BaseException:
         token.close()
@@ -167,8 +178,26 @@ def open_application(settings: Settings, clock: Clock) -> Application:
         submissions=SubmissionService(ctx),
         withdrawals=WithdrawalService(ctx),
         opening=OpeningService(ctx),
+        ceremony=CeremonyService(ctx),
     )
     return Application(ctx, services, trust_store)
+
+
+def _timestamp_client(settings: Settings) -> TimestampClient | None:
+    """The configured TSA, trusted through ``tsa_trust_file``; None when no URL is set."""
+    if not settings.tsa_url:
+        log.warning("service.no_tsa: receipts carry no time stamp and openings are refused")
+        return None
+    try:
+        roots = [
+            cert.public_bytes(serialization.Encoding.DER)
+            for cert in x509.load_pem_x509_certificates(settings.tsa_trust_path.read_bytes())
+        ]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the TSA roots {settings.tsa_trust_path}: {exc}") from None
+    return TimestampClient(
+        settings.tsa_url, roots, timeout_seconds=settings.limits.tsa_timeout_seconds
+    )
 
 
 def _trust_store(settings: Settings, engine: Engine, audit: AuditLog, clock: Clock) -> DbTrustStore:
@@ -214,4 +243,5 @@ def build_server(
         )
         if authority_address
         else None,
+        context=app.context,
     )

@@ -35,6 +35,8 @@ class Limits:
     """How far in the future a deadline must be at tender creation."""
     trust_refresh_seconds: int = 5
     """How often the running service looks for trust-store changes (new CRLs, CAs)."""
+    tsa_timeout_seconds: int = 10
+    """How long one request to the time-stamping authority may take."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,11 @@ class Settings:
     """Roots that operator client certificates must chain to; empty: the platform root."""
     trust_dir: str = ""
     """Bidder CA trust store, <trust>/<ca-id>/{anchors,intermediates,crls}; empty: <pki>/trust."""
+    tsa_url: str = ""
+    """RFC 3161 time-stamping authority (http:// or https://). It proves every opening time
+    and stamps every receipt; empty: receipts carry no time stamp and nothing can be opened."""
+    tsa_trust_file: str = ""
+    """PEM roots the TSA's certificate must chain to; empty: <pki>/tsa/tsa-root.pem."""
     log_level: str = "INFO"
     """Level of the service's structured log (DEBUG, INFO, WARNING, ERROR)."""
     limits: Limits = field(default_factory=Limits)
@@ -114,6 +121,10 @@ class Settings:
     @property
     def operator_ca_path(self) -> Path:
         return Path(self.operator_ca_file) if self.operator_ca_file else self.platform_root_path
+
+    @property
+    def tsa_trust_path(self) -> Path:
+        return self._pki_file(self.tsa_trust_file, "tsa", "tsa-root.pem")
 
     @property
     def trust_path(self) -> Path:

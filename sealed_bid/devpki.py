@@ -14,6 +14,9 @@ Layout under ``directory``::
     platform/server.pem, .key.pem               TLS server: localhost, 127.0.0.1, ::1
     platform/operator.pem, .key.pem             mTLS client, OU=operator
     platform/observer.pem, .key.pem             mTLS client, OU=observer (not an operator)
+    officers/officer-<n>.pem, .key.pem          opening officers 1..3: RSA, mTLS client,
+                                                OU=opening-officer, keyEncipherment (their
+                                                quorum shares are encrypted to them)
     platform/<platform-key-name>.pem            from issue_platform_certs
     bidder-ca/dev-bidder-root.pem, .key.pem, .crl
     bidder-ca/dev-bidder-issuing.pem, .key.pem, .crl
@@ -39,7 +42,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sealed_bid.crypto.certs import (
     CertificatePublicKey,
@@ -57,6 +60,12 @@ BIDDER_CA_ID = "dev-bidder-ca"
 GOOD_BIDDERS = ("alpha", "beta", "gamma", "delta")
 BAD_BIDDERS = ("revoked", "expired", "not_yet_valid", "wrong_key_usage", "untrusted")
 PLATFORM_KEY_NAMES = ("platform-receipt", "platform-tender-ca", "platform-audit")
+OFFICERS = ("officer-1", "officer-2", "officer-3")
+_OFFICER_NAMES = {
+    "officer-1": "Officer One",
+    "officer-2": "Officer Two",
+    "officer-3": "Officer Three",
+}
 DEV_ORGANISATION = "Sealed Bid Dev"
 
 _MARKER = "DEVELOPMENT-PKI-DO-NOT-USE-IN-PRODUCTION.txt"
@@ -136,6 +145,8 @@ class DevPki:
     bidder_root_crl: Path
     bidder_issuing_crl: Path
     bidders: Mapping[str, BidderFiles]
+    officers: Mapping[str, KeyPairFiles]
+    """Opening officers for quorum tenders (``OFFICERS``)."""
     trust_dir: Path
     """Read with ``ca_bridge.trust_store.TrustStore.from_directory``."""
 
@@ -250,7 +261,46 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
     (ca_dir / "crls" / "dev-bidder-root.crl").write_bytes(pki.bidder_root_crl.read_bytes())
     (ca_dir / "crls" / "dev-bidder-issuing.crl").write_bytes(pki.bidder_issuing_crl.read_bytes())
     issue_authority_certs(pki, now)
+    issue_officer_certs(pki, now)
     return pki
+
+
+def officer_profile() -> CertProfile:
+    """An opening officer: TLS client on the operator port and recipient of an encrypted
+    quorum share (keyEncipherment). One key for both keeps the dev set-up small; a real
+    deployment may give officers a separate encryption certificate."""
+    return CertProfile(
+        key_usage=frozenset({"digital_signature", "key_encipherment"}),
+        extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+    )
+
+
+def issue_officer_certs(pki: DevPki, now: datetime) -> bool:
+    """Issue the opening officers' certificates that are missing (also in a dev PKI made
+    before officers existed). Returns whether any was."""
+    missing = [
+        name
+        for name, files in pki.officers.items()
+        if not (files.cert.is_file() and files.key.is_file())
+    ]
+    if not missing:
+        return False
+    signer = load_signer(pki.platform_root)
+    for name in missing:
+        files = pki.officers[name]
+        files.cert.parent.mkdir(parents=True, exist_ok=True)
+        key = _new_key("rsa")
+        cert = issue_certificate(
+            signer,
+            _name(_OFFICER_NAMES[name], "opening-officer"),
+            key.public_key(),
+            now - timedelta(hours=1),
+            now + timedelta(days=825),
+            None,
+            officer_profile(),
+        )
+        _write(files, key, cert)
+    return True
 
 
 def issue_authority_certs(pki: DevPki, now: datetime) -> bool:
@@ -391,6 +441,7 @@ def _layout(directory: Path) -> DevPki:
         bidder_root_crl=ca / "dev-bidder-root.crl",
         bidder_issuing_crl=ca / "dev-bidder-issuing.crl",
         bidders=MappingProxyType(bidders),
+        officers=MappingProxyType({name: pair(directory / "officers", name) for name in OFFICERS}),
         trust_dir=directory / "trust",
     )
 

@@ -215,6 +215,78 @@ class AlreadyOpened(SealedBidError):
     status = Status.FAILED_PRECONDITION
 
 
+class OpeningTimeNotProven(SealedBidError):
+    """The time-stamping authority's time is before the opening time: the local clock
+    is ahead (or was set ahead). No tender key was used."""
+
+    code = "OPENING_TIME_NOT_PROVEN"
+    status = Status.FAILED_PRECONDITION
+
+
+class QuorumNotMet(SealedBidError):
+    """Fewer valid shares than the tender's threshold have been presented."""
+
+    code = "QUORUM_NOT_MET"
+    status = Status.FAILED_PRECONDITION
+
+
+class ShareInvalid(SealedBidError):
+    """A presented share is malformed, belongs to another tender, or does not combine
+    with the others into the key's PIN."""
+
+    code = "SHARE_INVALID"
+    status = Status.INVALID_ARGUMENT
+
+
+class OfficerNotNamed(SealedBidError):
+    """The presenting certificate is not one of the tender's opening officers."""
+
+    code = "OFFICER_NOT_NAMED"
+    status = Status.PERMISSION_DENIED
+
+
+class ShareAlreadyPresented(SealedBidError):
+    """This person (certificate or subject) has already presented a share."""
+
+    code = "SHARE_ALREADY_PRESENTED"
+    status = Status.ALREADY_EXISTS
+
+
+class ResponseWindowOpen(SealedBidError):
+    """The tender key is kept while bidders may still confirm or object."""
+
+    code = "RESPONSE_WINDOW_OPEN"
+    status = Status.FAILED_PRECONDITION
+
+
+class ResponseWindowClosed(SealedBidError):
+    """A confirmation or objection outside the tender's response window."""
+
+    code = "RESPONSE_WINDOW_CLOSED"
+    status = Status.FAILED_PRECONDITION
+
+
+class RecordMismatch(SealedBidError):
+    """A bidder's response names a record digest that is not the tender's record."""
+
+    code = "RECORD_MISMATCH"
+    status = Status.INVALID_ARGUMENT
+
+
+class NotABidder(SealedBidError):
+    """The signer has no bid in this tender (or none that was opened, for a response)."""
+
+    code = "NOT_A_BIDDER"
+    status = Status.PERMISSION_DENIED
+
+
+class BidSealed(SealedBidError):
+    """What was asked for is sealed to the tender key until the opening."""
+
+    code = "BID_SEALED"
+    status = Status.FAILED_PRECONDITION
+
+
 class RecordNotFound(SealedBidError):
     code = "RECORD_NOT_FOUND"
     status = Status.NOT_FOUND
@@ -238,6 +310,21 @@ class TokenError(SealedBidError):
     """The PKCS#11 token failed or lacks a required capability."""
 
     code = "TOKEN_ERROR"
+    status = Status.UNAVAILABLE
+
+
+class TimestampUnavailable(SealedBidError):
+    """The time-stamping authority did not answer, or refused, in time; retry."""
+
+    code = "TIMESTAMP_UNAVAILABLE"
+    status = Status.UNAVAILABLE
+
+
+class TimestampInvalid(SealedBidError):
+    """The time-stamping authority's answer does not verify: bad signature, untrusted
+    TSA certificate, wrong message imprint or nonce."""
+
+    code = "TIMESTAMP_INVALID"
     status = Status.UNAVAILABLE
 
 

@@ -47,6 +47,17 @@ def tender_message(view: TenderView) -> pb.Tender:
         revocation_policy=view.revocation_policy,
         certificate_policies=list(view.certificate_policies),
         extended_key_usages=list(view.extended_key_usages),
+        response_window_seconds=view.response_window_seconds,
+        unlock_policy=pb.UnlockPolicy(
+            kind=view.unlock_policy.kind,
+            threshold=view.unlock_policy.threshold,
+            officers=[
+                pb.Officer(
+                    index=o.index, subject=o.subject, certificate_sha256=o.certificate_sha256
+                )
+                for o in view.unlock_policy.officers
+            ],
+        ),
     )
 
 
@@ -68,5 +79,8 @@ def receipt_message(view: ReceiptView) -> pb.Receipt:
 
 def record_message(view: RecordView) -> pb.OpeningRecord:
     return pb.OpeningRecord(
-        tender_id=view.tender_id, record_json=view.record_json, record_sha256=view.record_sha256
+        tender_id=view.tender_id,
+        record_json=view.record_json,
+        record_sha256=view.record_sha256,
+        record_pdf=view.record_pdf,
     )

@@ -8,9 +8,10 @@ from typing import cast
 
 import grpc
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from sealed_bid.errors import OperatorRequired
+from sealed_bid.errors import OfficerNotNamed, OperatorRequired
 
 OPERATOR_ROLE = "operator"
 
@@ -29,3 +30,13 @@ def operator_subject(context: grpc.ServicerContext) -> str:
             "the client certificate does not carry the operator role (OU=operator)"
         )
     return cert.subject.rfc4514_string()
+
+
+def client_certificate_der(context: grpc.ServicerContext) -> bytes:
+    """The caller's TLS client certificate (DER), verified by the listener against the
+    operator CA; raises OfficerNotNamed when the call carries none."""
+    auth = cast("Mapping[str, Sequence[bytes]]", context.auth_context())
+    pems = list(auth.get("x509_pem_cert", ()))
+    if not pems:
+        raise OfficerNotNamed("this RPC needs the officer's client certificate (mutual TLS)")
+    return x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)

@@ -17,7 +17,9 @@ from pathlib import Path
 import grpc
 
 from sealed_bid.api import servicers as sv
+from sealed_bid.api.watch_servicer import MAX_WATCH_STREAMS, OpeningWatch
 from sealed_bid.config import Limits
+from sealed_bid.service.context import ServiceContext
 from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
 
 log = logging.getLogger("sealed_bid.api")
@@ -87,7 +89,10 @@ class SealedBidServer:
         operator_address: str,
         workers: int = 16,
         authority: AuthorityListener | None = None,
+        context: ServiceContext | None = None,
     ) -> None:
+        """``context`` given: the operator listener also serves ``OpeningWatch``, with
+        threads reserved for its long-lived streams."""
         # A data message is one chunk plus a few bytes of framing; trailers carry a
         # signature of at most max_signature_bytes.
         max_message = max(limits.max_chunk_bytes, limits.max_signature_bytes) + 4096
@@ -96,7 +101,10 @@ class SealedBidServer:
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
         self._public = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
-        self._operator = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=options)
+        watch_threads = MAX_WATCH_STREAMS if context is not None else 0
+        self._operator = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4 + watch_threads), options=options
+        )
         rpc.add_TenderDirectoryServicer_to_server(sv.TenderDirectory(services), self._public)
         rpc.add_BidSubmissionServicer_to_server(sv.BidSubmission(services), self._public)
         rpc.add_RecordsServicer_to_server(sv.Records(services), self._public)
@@ -104,6 +112,10 @@ class SealedBidServer:
         rpc.add_OpeningServicer_to_server(sv.Opening(services), self._operator)
         rpc.add_TenderDirectoryServicer_to_server(sv.TenderDirectory(services), self._operator)
         rpc.add_RecordsServicer_to_server(sv.Records(services), self._operator)
+        if context is not None:
+            rpc.add_OpeningWatchServicer_to_server(
+                OpeningWatch(context, services.tenders), self._operator
+            )
         pair = [(tls.server_key_pem, tls.server_chain_pem)]
         self._public_port = self._public.add_secure_port(
             public_address, grpc.ssl_server_credentials(pair)

@@ -13,9 +13,10 @@ import grpc
 
 from ca_bridge.errors import CaBridgeError
 from sealed_bid.api import convert
-from sealed_bid.api.operator_auth import operator_subject
+from sealed_bid.api.operator_auth import client_certificate_der, operator_subject
 from sealed_bid.api.status import abort_with, status_name
 from sealed_bid.errors import MalformedRequest, SealedBidError, StreamIncomplete
+from sealed_bid.service.ceremony import CeremonyService
 from sealed_bid.service.opening import OpeningService
 from sealed_bid.service.submission import SubmissionService
 from sealed_bid.service.tenders import CreateTenderInput, TenderService
@@ -24,6 +25,7 @@ from sealed_bid.v1 import sealed_bid_pb2 as pb
 from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
 
 log = logging.getLogger("sealed_bid.api")
+MAX_SHARE_BYTES = 4096
 T = TypeVar("T")
 
 
@@ -33,6 +35,7 @@ class Services:
     submissions: SubmissionService
     withdrawals: WithdrawalService
     opening: OpeningService
+    ceremony: CeremonyService
 
 
 def guard(context: grpc.ServicerContext, rpc_name: str, call: Callable[[], T]) -> T:
@@ -157,12 +160,33 @@ class TenderAdmin(rpc.TenderAdminServicer):
                     revocation_policy=request.revocation_policy,
                     certificate_policies=tuple(request.certificate_policies),
                     extended_key_usages=tuple(request.extended_key_usages),
+                    quorum_threshold=request.quorum_threshold,
+                    officer_certificates=tuple(request.officer_certificates),
+                    response_window_seconds=request.response_window_seconds,
                 ),
                 operator=operator,
             )
             return convert.tender_message(view)
 
         return guard(context, "CreateTender", call)
+
+    def RescheduleTender(
+        self, request: pb.RescheduleTenderRequest, context: grpc.ServicerContext
+    ) -> pb.Tender:
+        def call() -> pb.Tender:
+            operator = operator_subject(context)
+            if not (request.HasField("deadline") and request.HasField("opening_time")):
+                raise MalformedRequest("deadline and opening_time are required")
+            view = self._s.tenders.reschedule(
+                request.tender_id,
+                convert.from_timestamp(request.deadline),
+                convert.from_timestamp(request.opening_time),
+                request.reason,
+                operator,
+            )
+            return convert.tender_message(view)
+
+        return guard(context, "RescheduleTender", call)
 
     def GetBidCount(
         self, request: pb.GetBidCountRequest, context: grpc.ServicerContext
@@ -186,6 +210,36 @@ class Opening(rpc.OpeningServicer):
             return convert.record_message(self._s.opening.open(request.tender_id, operator))
 
         return guard(context, "OpenTender", call)
+
+    def GetOfficerShare(
+        self, request: pb.GetOfficerShareRequest, context: grpc.ServicerContext
+    ) -> pb.OfficerShare:
+        def call() -> pb.OfficerShare:
+            view = self._s.ceremony.officer_share(
+                request.tender_id, client_certificate_der(context)
+            )
+            return pb.OfficerShare(
+                tender_id=view.tender_id,
+                index=view.index,
+                threshold=view.threshold,
+                total=view.total,
+                sealed_share=view.sealed_share,
+            )
+
+        return guard(context, "GetOfficerShare", call)
+
+    def PresentShare(
+        self, request: pb.PresentShareRequest, context: grpc.ServicerContext
+    ) -> pb.PresentShareResponse:
+        def call() -> pb.PresentShareResponse:
+            if len(request.share) > MAX_SHARE_BYTES:
+                raise MalformedRequest(f"a share is at most {MAX_SHARE_BYTES} bytes")
+            count = self._s.ceremony.present_share(
+                request.tender_id, client_certificate_der(context), request.share
+            )
+            return pb.PresentShareResponse(presented=count.presented, threshold=count.threshold)
+
+        return guard(context, "PresentShare", call)
 
 
 class Records(rpc.RecordsServicer):

@@ -389,8 +389,10 @@ def _sync_until_stopped(job: CaSync, interval: float, warn: Callable[[], None]) 
 
 def cmd_show_validation(args: argparse.Namespace) -> int:
     """Print the bid's stored validation record and re-check it offline from the stored
-    evidence. Prints no bidder names: the opening record is where identities appear."""
+    evidence. Prints no bidder names: the opening record is where identities appear.
+    Before the opening the record is sealed to the tender key: refused with BID_SEALED."""
     from ca_bridge.db_trust_store import DbTrustStore  # noqa: PLC0415
+    from sealed_bid.errors import BidSealed  # noqa: PLC0415
     from sealed_bid.service.revalidation import recheck_bid  # noqa: PLC0415
     from sealed_bid.storage.blobstore import BlobStore  # noqa: PLC0415
     from sealed_bid.storage.db import make_engine  # noqa: PLC0415
@@ -400,6 +402,9 @@ def cmd_show_validation(args: argparse.Namespace) -> int:
     try:
         trust = DbTrustStore(engine).snapshot()
         recheck = recheck_bid(engine, BlobStore(settings.blob_dir), trust, args.bid_id)
+    except BidSealed as exc:
+        print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
     print(json.dumps(recheck.stored, indent=2, ensure_ascii=False))

@@ -10,6 +10,7 @@ It never prints the token PIN (only the service reads it, from its 0600 file).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sealed_bid.app import build_server, init_local, open_application
 from sealed_bid.cli.common import load_signer, print_record, refusal_text
@@ -33,13 +36,15 @@ from sealed_bid.client import SealedBidClient, ServiceError
 from sealed_bid.config import Settings, load_settings
 from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import SealedBid, seal_bid
+from sealed_bid.crypto.share_envelope import open_share
 from sealed_bid.crypto.signed_data import sign_attached, sign_detached
-from sealed_bid.devpki import BIDDER_CA_ID, DevPki
+from sealed_bid.devpki import BIDDER_CA_ID, OFFICERS, DevPki
 from sealed_bid.domain.bid_form import BidForm
 from sealed_bid.domain.clock import SystemClock
 from sealed_bid.domain.ids import BidId, TenderId
 from sealed_bid.domain.withdrawal import WithdrawalStatement
 from sealed_bid.service.receipts import verify_receipt
+from sealed_bid.timestamping.dev_tsa import DevTsaServer, load_dev_tsa, load_dev_tsa_signer
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 
 DEADLINE_AFTER = timedelta(seconds=8)
@@ -63,6 +68,7 @@ class _Stage:
     pki: DevPki
     bidder: SealedBidClient
     operator: SealedBidClient
+    officers: dict[str, SealedBidClient]
     started: float
 
     @property
@@ -108,6 +114,10 @@ def _run(base: Path, *, kept: bool) -> int:
     _say(f"token:            SoftHSM2 token {settings.token_label!r} (its PIN is never shown)")
     _say(f"dev PKI:          {pki.directory} (development only: keys unencrypted)")
     with contextlib.ExitStack() as running:
+        tsa = DevTsaServer(load_dev_tsa_signer(load_dev_tsa(settings.pki_path / "tsa"))).start()
+        running.callback(tsa.stop)
+        settings = dataclasses.replace(settings, tsa_url=tsa.url)
+        _say(f"time stamps:      a dev RFC 3161 TSA at {tsa.url} (proves the opening time)")
         app = open_application(settings, SystemClock())
         running.callback(app.close)
         server = build_server(app, "127.0.0.1:0", "127.0.0.1:0")
@@ -127,7 +137,18 @@ def _run(base: Path, *, kept: bool) -> int:
             f"service:          public TLS 127.0.0.1:{server.public_port}, operator mTLS "
             f"127.0.0.1:{server.operator_port}"
         )
-        stage = _Stage(base, settings, pki, bidder, operator, started)
+        officers = {
+            name: running.enter_context(
+                SealedBidClient(
+                    f"127.0.0.1:{server.operator_port}",
+                    root_pem,
+                    pki.officers[name].key.read_bytes(),
+                    pki.officers[name].cert.read_bytes(),
+                )
+            )
+            for name in OFFICERS
+        }
+        stage = _Stage(base, settings, pki, bidder, operator, officers, started)
         record_path = _story(stage)
     _heading("Where things are")
     _say(f"opening record:   {record_path}")
@@ -163,6 +184,8 @@ def _story(stage: _Stage) -> Path:
         deadline,
         opening_time,
         [BIDDER_CA_ID],
+        quorum_threshold=2,
+        officer_certificates=tuple(_cert_der(pki.officers[name].cert) for name in OFFICERS),
     )
     tender_pem = stage.base / "tender-cert.pem"
     tender_pem.write_bytes(
@@ -171,7 +194,12 @@ def _story(stage: _Stage) -> Path:
         )
     )
     oaep_hash = tender.algorithms.oaep_hashes[0]
-    _event(stage, f"created tender {tender_id}: its RSA-3072 key was generated on the token")
+    _event(
+        stage,
+        f"created tender {tender_id} with a quorum of 2 of 3 opening officers: its RSA-3072"
+        " key was generated on a token of its own, under a random PIN that was split into"
+        " three shares, each encrypted to one officer; nobody holds the PIN",
+    )
     _say(f"deadline:         {deadline:%H:%M:%S} UTC (in {DEADLINE_AFTER.seconds} s)")
     _say(f"opening time:     {opening_time:%H:%M:%S} UTC")
     _say(f"tender cert:      {tender_pem} (bidders encrypt to it; OAEP hash {oaep_hash})")
@@ -242,8 +270,23 @@ def _story(stage: _Stage) -> Path:
 
     _heading("5. The opening")
     _wait_until(stage, opening_time, "the opening time")
+    _say("The operator alone cannot open a quorum tender, even after the opening time:")
+    _expect_refusal(stage, "QUORUM_NOT_MET", lambda: stage.operator.open_tender(tender_id))
+    for name in ("officer-1", "officer-3"):
+        presented = _present_share(stage, name, tender_id)
+        _event(
+            stage,
+            f"{name} decrypted its share on its own machine and presented it"
+            f" ({presented.presented} of {presented.threshold})",
+        )
     record = stage.operator.open_tender(tender_id)
-    _event(stage, "opened: each current bid's content key was recovered on the token")
+    proof = json.loads(record.record_json)["time_proof"]
+    _event(
+        stage,
+        f"opened: the TSA proved it is {proof['tsa_time']}, after the opening time; the"
+        " shares rebuilt the PIN in memory and each content key was recovered on the"
+        " tender's token",
+    )
     print()
     print_record(record.record_json)
     print()
@@ -257,6 +300,23 @@ def _story(stage: _Stage) -> Path:
     _heading("6. Anyone can check a receipt offline")
     _verify_receipt_offline(stage, stage.receipts / "alpha-2.p7m")
     return record_path
+
+
+def _cert_der(path: Path) -> bytes:
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+def _present_share(stage: _Stage, officer: str, tender_id: str) -> pb.PresentShareResponse:
+    """What an officer does: fetch its encrypted share, decrypt it with its own key
+    (locally), present it over mutual TLS with its own certificate."""
+    client = stage.officers[officer]
+    key = load_pem_private_key(stage.pki.officers[officer].key.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise DemoFailed(f"{officer}'s dev key is not an RSA key")
+    share = open_share(client.get_officer_share(tender_id).sealed_share, key)
+    return client.present_share(tender_id, share)
 
 
 def _seal_with_sdk(

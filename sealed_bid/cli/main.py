@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sealed_bid.cli import ca, common
+from sealed_bid.cli import ca, common, console_cmd, officer
 from sealed_bid.client import ServiceError
 from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import seal_bid
@@ -87,8 +87,20 @@ def cmd_tender_create(args: argparse.Namespace) -> int:
             args.revocation,
             tuple(args.policy or ()),
             tuple(args.eku or ()),
+            args.quorum or 0,
+            tuple(common.pem_or_der_certificate(p) for p in args.officer or ()),
         )
     print(f"created {tender.tender_id}; opens {tender.opening_time.ToJsonString()}")
+    return 0
+
+
+def cmd_tender_reschedule(args: argparse.Namespace) -> int:
+    with common.connect(args, operator=True) as client:
+        tender = client.reschedule_tender(args.id, args.deadline, args.opening_time, args.reason)
+    print(
+        f"rescheduled {tender.tender_id}: deadline {tender.deadline.ToJsonString()},"
+        f" opens {tender.opening_time.ToJsonString()}"
+    )
     return 0
 
 
@@ -109,6 +121,11 @@ def cmd_tender_show(args: argparse.Namespace) -> int:
                 "oaep_hashes": list(tender.algorithms.oaep_hashes),
                 "content_encryption": list(tender.algorithms.content_encryption),
                 "accepted_ca_ids": list(tender.accepted_ca_ids),
+                "unlock_policy": {
+                    "kind": tender.unlock_policy.kind or "scheduled",
+                    "threshold": tender.unlock_policy.threshold,
+                    "officers": [o.subject for o in tender.unlock_policy.officers],
+                },
             },
             indent=2,
         )
@@ -177,9 +194,12 @@ def cmd_bid_withdraw(args: argparse.Namespace) -> int:
 
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
     root = common.pem_or_der_certificate(args.platform_root)
-    verified = verify_receipt(args.receipt.read_bytes(), root)
+    tsa_roots = [common.pem_or_der_certificate(p) for p in args.tsa_root or ()]
+    verified = verify_receipt(args.receipt.read_bytes(), root, tsa_roots)
     print(json.dumps(verified.content.to_dict(), indent=2))
     print(f"valid receipt signed by {verified.signer_subject}")
+    if verified.timestamped_at is not None:
+        print(f"time-stamped by the TSA at {verified.timestamped_at.isoformat()}")
     return 0
 
 
@@ -253,7 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="extended key usage OID a bidder's certificate must carry (repeatable)",
     )
+    p.add_argument(
+        "--quorum", type=int, help="K: officers needed to open (quorum custody; with --officer)"
+    )
+    p.add_argument(
+        "--officer",
+        action="append",
+        type=Path,
+        help="an opening officer's certificate, PEM or DER (repeatable, N of them)",
+    )
     p.set_defaults(func=cmd_tender_create)
+    p = tender.add_parser("reschedule", help="move a tender's deadline or opening (operator)")
+    common.add_connection_args(p, operator=True)
+    p.add_argument("--id", required=True)
+    p.add_argument("--deadline", required=True, type=_time)
+    p.add_argument("--opening-time", required=True, type=_time)
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=cmd_tender_reschedule)
     p = tender.add_parser("show", help="show a tender and save its certificate")
     common.add_connection_args(p, operator=False)
     p.add_argument("id")
@@ -300,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = receipt.add_parser("verify", help="verify a receipt offline")
     p.add_argument("receipt", type=Path)
     p.add_argument("--platform-root", type=Path, required=True)
+    p.add_argument(
+        "--tsa-root",
+        type=Path,
+        action="append",
+        help="also require and check the receipt's time stamp against this TSA root",
+    )
     p.set_defaults(func=cmd_receipt_verify)
 
     p = sub.add_parser("open", help="open a tender (operator, at or after its opening time)")
@@ -317,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_record_show)
 
     ca.add_ca_commands(sub)
+    officer.add_officer_commands(sub)
+    console_cmd.add_console_command(sub)
 
     p = sub.add_parser("dev-pki", help="write a local development PKI")
     p.add_argument("--dir", type=Path, required=True)

@@ -69,6 +69,7 @@ class SealedBidClient:
         self._admin = rpc.TenderAdminStub(self._channel)
         self._opening = rpc.OpeningStub(self._channel)
         self._records = rpc.RecordsStub(self._channel)
+        self._watch = rpc.OpeningWatchStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -141,6 +142,9 @@ class SealedBidClient:
         revocation_policy: str = "",
         certificate_policies: tuple[str, ...] = (),
         extended_key_usages: tuple[str, ...] = (),
+        quorum_threshold: int = 0,
+        officer_certificates: tuple[bytes, ...] = (),
+        response_window_seconds: int = 0,
     ) -> pb.Tender:
         request = pb.CreateTenderRequest(
             tender_id=tender_id,
@@ -153,8 +157,22 @@ class SealedBidClient:
             revocation_policy=revocation_policy,
             certificate_policies=list(certificate_policies),
             extended_key_usages=list(extended_key_usages),
+            quorum_threshold=quorum_threshold,
+            officer_certificates=list(officer_certificates),
+            response_window_seconds=response_window_seconds,
         )
         return _call(lambda: self._admin.CreateTender(request))
+
+    def reschedule_tender(
+        self, tender_id: str, deadline: datetime, opening_time: datetime, reason: str
+    ) -> pb.Tender:
+        request = pb.RescheduleTenderRequest(
+            tender_id=tender_id,
+            deadline=timestamp(deadline),
+            opening_time=timestamp(opening_time),
+            reason=reason,
+        )
+        return _call(lambda: self._admin.RescheduleTender(request))
 
     def bid_count(self, tender_id: str) -> int:
         request = pb.GetBidCountRequest(tender_id=tender_id)
@@ -162,6 +180,55 @@ class SealedBidClient:
 
     def open_tender(self, tender_id: str) -> pb.OpeningRecord:
         return _call(lambda: self._opening.OpenTender(pb.OpenTenderRequest(tender_id=tender_id)))
+
+    def watch_opening(self, tender_id: str) -> OpeningStream:
+        """The live events of one tender's opening (operator or observer certificate):
+        a snapshot first, then each step. The stream runs until ``cancel()``."""
+        request = pb.WatchOpeningRequest(tender_id=tender_id)
+        return OpeningStream(self._watch.WatchOpening(request))
+
+    # --- opening officers (operator port, the officer's own client certificate) ---------
+    def get_officer_share(self, tender_id: str) -> pb.OfficerShare:
+        request = pb.GetOfficerShareRequest(tender_id=tender_id)
+        return _call(lambda: self._opening.GetOfficerShare(request))
+
+    def present_share(self, tender_id: str, share: bytes) -> pb.PresentShareResponse:
+        request = pb.PresentShareRequest(tender_id=tender_id, share=share)
+        return _call(lambda: self._opening.PresentShare(request))
+
+
+class OpeningStream(Iterator[pb.OpeningEvent]):
+    """A ``WatchOpening`` stream. Iterating raises ``ServiceError`` on a refusal or a
+    broken stream and stops after ``cancel()``, which any thread may call (it wakes a
+    reader blocked waiting for the next event)."""
+
+    def __init__(self, call: grpc.CallIterator[pb.OpeningEvent]) -> None:
+        self._call = call
+        self._events = iter(call)
+        self._cancelled = False
+
+    def __next__(self) -> pb.OpeningEvent:
+        try:
+            return next(self._events)
+        except grpc.RpcError as exc:
+            if self._cancelled:
+                raise StopIteration from None
+            raise ServiceError.from_rpc(exc) from None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()  # type: ignore[no-untyped-call]  # untyped in grpc-stubs
+
+    def __enter__(self) -> OpeningStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cancel()
 
 
 def submission_stream(

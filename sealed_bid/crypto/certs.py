@@ -67,6 +67,8 @@ class CertProfile:
     path_length: int | None = None
     """Only for CA certificates; None means no pathLenConstraint."""
     extended_key_usage: tuple[x509.ObjectIdentifier, ...] = ()
+    extended_key_usage_critical: bool = False
+    """Mark extendedKeyUsage critical (RFC 3161 2.3 requires it for a TSA)."""
     san_dns: tuple[str, ...] = ()
     san_ip: tuple[IpAddress, ...] = ()
     crl_distribution_urls: tuple[str, ...] = ()
@@ -87,6 +89,8 @@ class CertProfile:
             raise ValueError("key_cert_sign must be set for, and only for, CA certificates")
         if len(set(self.extended_key_usage)) != len(self.extended_key_usage):
             raise ValueError("duplicate extended key usage")
+        if self.extended_key_usage_critical and not self.extended_key_usage:
+            raise ValueError("extended_key_usage_critical needs an extended key usage")
 
 
 def ca_profile(path_length: int | None = None) -> CertProfile:
@@ -118,6 +122,16 @@ def tls_client_profile() -> CertProfile:
     return CertProfile(
         key_usage=frozenset({"digital_signature"}),
         extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+    )
+
+
+def timestamping_profile() -> CertProfile:
+    """A time-stamping authority (RFC 3161 2.3): digitalSignature + nonRepudiation and
+    exactly one extended key usage, id-kp-timeStamping, marked critical."""
+    return CertProfile(
+        key_usage=frozenset({"digital_signature", "non_repudiation"}),
+        extended_key_usage=(ExtendedKeyUsageOID.TIME_STAMPING,),
+        extended_key_usage_critical=True,
     )
 
 
@@ -236,7 +250,7 @@ def _extensions(
         extensions.append(
             {
                 "extn_id": "extended_key_usage",
-                "critical": False,
+                "critical": profile.extended_key_usage_critical,
                 "extn_value": [oid.dotted_string for oid in profile.extended_key_usage],
             }
         )

@@ -248,13 +248,31 @@ def _locate(f: BinaryIO) -> _Located:
             der.check_der_tree(f, field)
             parts.append(der.read_element(f, field, _MAX_PART_BYTES))
         signed_data = cms.SignedData.load(der.encode(der.TAG_SEQUENCE, b"".join(parts)))
-        # Force a full parse now, so that malformed inner parts fail here, not later.
-        signed_data.native  # noqa: B018
+        _parse_checked_parts(signed_data)
     except EnvelopeNotDer as exc:
         raise SignatureMalformed(f"the signature is not DER: {exc.message}") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise SignatureMalformed(f"the signature does not parse as CMS: {exc}") from None
     return _Located(signed_data=signed_data, content=content)
+
+
+def _parse_checked_parts(signed_data: cms.SignedData) -> None:
+    """Force a full parse of everything verification reads, so that malformed inner parts
+    fail here, not later. Unsigned attributes (e.g. a CAdES signature time stamp) are not
+    read by verification and are left unparsed: asn1crypto re-encodes a nested
+    TimeStampToken for seconds when asked for its native value (docs/adr/0014)."""
+    for name in ("version", "digest_algorithms", "encap_content_info", "certificates", "crls"):
+        signed_data[name].native  # noqa: B018
+    for signer_info in signed_data["signer_infos"]:
+        for name in (
+            "version",
+            "sid",
+            "digest_algorithm",
+            "signed_attrs",
+            "signature_algorithm",
+            "signature",
+        ):
+            signer_info[name].native  # noqa: B018
 
 
 def _only_signer(signed_data: cms.SignedData) -> cms.SignerInfo:

@@ -6,11 +6,12 @@ to open is a row with a stable status code and a reason, never a missing row.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sealed_bid.domain.canonical import canonical_json, format_time
+from sealed_bid.domain.canonical import canonical_json, format_time, parse_time
 
 RECORD_FORMAT = "sealed-bid/opening-record/v1"
 
@@ -72,6 +73,26 @@ class BidRow:
             "documents": [vars(d) for d in self.documents],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BidRow:
+        """The inverse of ``to_dict`` (rows kept while an opening is in progress)."""
+        bidder = data["bidder"]
+        signing_time = data["inner_signing_time"]
+        return cls(
+            bid_id=data["bid_id"],
+            log_sequence=data["log_sequence"],
+            envelope_sha256=data["envelope_sha256"],
+            size=data["size"],
+            received_at=parse_time(data["received_at"]),
+            status=data["status"],
+            bidder=None if bidder is None else BidderEntry(**bidder),
+            reason=data["reason"],
+            form=data["form"],
+            inner_signing_time=None if signing_time is None else parse_time(signing_time),
+            package_sha256=data["package_sha256"],
+            documents=tuple(DocumentEntry(**d) for d in data["documents"]),
+        )
+
 
 @dataclass(frozen=True)
 class NotOpenedBid:
@@ -86,6 +107,60 @@ class NotOpenedBid:
 
 
 @dataclass(frozen=True)
+class TimeProofEntry:
+    """The TSA token over the opening request: proves that no key use came before
+    ``tsa_time`` >= the opening time."""
+
+    tsa_time: datetime
+    request_json: str
+    request_sha256: str
+    tsa_token_der: bytes
+    tsa_token_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tsa_time": format_time(self.tsa_time),
+            "request_json": self.request_json,
+            "request_sha256": self.request_sha256,
+            "tsa_token": base64.b64encode(self.tsa_token_der).decode("ascii"),
+            "tsa_token_sha256": self.tsa_token_sha256,
+        }
+
+
+@dataclass(frozen=True)
+class AttemptEntry:
+    """One attempt to open: its proven time and how it ended ("completed", "interrupted"
+    when the process died in it, or "failed: <CODE>")."""
+
+    tsa_time: datetime
+    tsa_token_sha256: str
+    outcome: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tsa_time": format_time(self.tsa_time),
+            "tsa_token_sha256": self.tsa_token_sha256,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True)
+class CustodyEntry:
+    """Who unlocked the tender key: the platform on schedule, or K named officers."""
+
+    policy: str
+    threshold: int
+    officers_present: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "threshold": self.threshold,
+            "officers_present": list(self.officers_present),
+        }
+
+
+@dataclass(frozen=True)
 class OpeningRecord:
     tender_id: str
     title: str
@@ -94,6 +169,9 @@ class OpeningRecord:
     opened_at: datetime
     bids: tuple[BidRow, ...]
     not_opened: tuple[NotOpenedBid, ...] = field(default=())
+    time_proof: TimeProofEntry | None = None
+    custody: CustodyEntry | None = None
+    attempts: tuple[AttemptEntry, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +183,9 @@ class OpeningRecord:
             "opened_at": format_time(self.opened_at),
             "bids": [b.to_dict() for b in self.bids],
             "not_opened": [b.to_dict() for b in self.not_opened],
+            "time_proof": None if self.time_proof is None else self.time_proof.to_dict(),
+            "custody": None if self.custody is None else self.custody.to_dict(),
+            "attempts": [a.to_dict() for a in self.attempts],
         }
 
     def to_json(self) -> bytes:

@@ -130,3 +130,50 @@ def validate_tender_spec(
         certificate_policies=tuple(dict.fromkeys(certificate_policies)),
         extended_key_usages=tuple(dict.fromkeys(extended_key_usages)),
     )
+
+
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    deadline: datetime
+    opening_time: datetime
+    reason: str
+
+
+def validate_reschedule(
+    *,
+    current_deadline: datetime,
+    deadline: datetime,
+    opening_time: datetime,
+    reason: str,
+    now: datetime,
+    key_valid_until: datetime,
+    limits: Limits,
+) -> Reschedule:
+    """A schedule change never reopens closed submissions, never puts the opening before
+    the deadline or before now, and never outlives the tender certificate."""
+    _aware("deadline", deadline)
+    _aware("opening_time", opening_time)
+    if not reason.strip() or len(reason) > MAX_REASON_CHARS:
+        raise InvalidTender(f"a reason of 1..{MAX_REASON_CHARS} characters is required")
+    if now > current_deadline:
+        if deadline != current_deadline:
+            raise InvalidSchedule(
+                "the submission deadline has passed; it can no longer move", field="deadline"
+            )
+    elif deadline <= now + timedelta(seconds=limits.min_schedule_lead_seconds):
+        raise InvalidSchedule("the new deadline must be in the future", field="deadline")
+    if opening_time < deadline or opening_time <= now:
+        raise InvalidSchedule(
+            "the opening time must be at or after the deadline and in the future",
+            field="opening_time",
+        )
+    if opening_time > key_valid_until:
+        raise InvalidSchedule(
+            f"the tender certificate is valid until {key_valid_until.isoformat()};"
+            " the opening cannot move beyond it",
+            field="opening_time",
+        )
+    return Reschedule(deadline=deadline, opening_time=opening_time, reason=reason.strip())

@@ -45,6 +45,7 @@ from pkcs11.exceptions import (
 from sealed_bid.config import Settings
 from sealed_bid.domain.ids import parse_tender_id
 from sealed_bid.errors import ConfigError, KeyTransportFailed, TokenError
+from sealed_bid.hsm.cryptoki import Cryptoki
 from sealed_bid.hsm.module import find_module
 from sealed_bid.hsm.softhsm import prepare_environment
 
@@ -170,8 +171,14 @@ def _load_module(module: Path) -> Any:
                 f"{module} was already loaded in this process with SOFTHSM2_CONF="
                 f"{_module_conf[key]}; one process serves one token configuration"
             )
+        first = key not in _module_conf
         try:
             lib = pkcs11.lib(key)
+            if first:
+                # python-pkcs11 initialises with NULL arguments ("single-threaded"), and
+                # SoftHSM2 then drops its own locks; re-initialise with OS locking before
+                # any session exists (docs/adr/0013).
+                Cryptoki.of(module).reinitialize_with_os_locking()
         except (PKCS11Error, RuntimeError, OSError) as exc:
             raise TokenError(f"cannot load PKCS#11 module {module}: {exc}") from None
         _module_conf.setdefault(key, conf)
@@ -356,6 +363,15 @@ class Token:
         with self._locked(f"compute an HMAC with {label!r}"):
             key = self._require(ObjectClass.SECRET_KEY, label)
             return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
+
+    @contextmanager
+    def pkcs11_session(self) -> Iterator[Any]:
+        """The raw logged-in python-pkcs11 session, held under the token's lock for the
+        duration — for pyhanko's PKCS11Signer only (``records.pades``, platform signing
+        keys). Never use it for tender keys. PKCS#11 errors inside become ``TokenError``;
+        other ``Token`` methods called inside would deadlock (the lock is not reentrant)."""
+        with self._locked("use the session for a PDF signature"):
+            yield self._session
 
     def key_attributes(self, label: str) -> KeyAttributes:
         """The attributes of the private (or else secret) key ``label``."""

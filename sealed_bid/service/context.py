@@ -4,7 +4,8 @@ the trust store and the platform's token-held signers."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -16,8 +17,14 @@ from sealed_bid.crypto.signer import Signer
 from sealed_bid.domain.clock import Clock
 from sealed_bid.domain.ids import BidderTag, TenderId
 from sealed_bid.hsm.token import Token
+from sealed_bid.service.opening_events import OpeningEvents
+from sealed_bid.service.share_desk import ShareDesk
 from sealed_bid.storage.audit_log import AuditLog
 from sealed_bid.storage.blobstore import BlobStore
+
+if TYPE_CHECKING:
+    from sealed_bid.hsm.quorum_token import QuorumTokens
+    from sealed_bid.timestamping.client import TimestampClient
 
 BIDDER_TAG_KEY = "platform-bidder-tag"
 
@@ -38,6 +45,14 @@ class ServiceContext:
     tender_ca_signer: Signer
     revocation: RevocationSource | None = None
     """Fetches and caches CRLs / OCSP for signer validation; None: trust-store CRLs only."""
+    timestamps: TimestampClient | None = None
+    """The time-stamping authority; None: nothing can be opened (the time is unproven)."""
+    quorum_tokens: QuorumTokens | None = None
+    """Creates and opens the per-tender tokens of quorum tenders; None: no quorum tenders."""
+    shares: ShareDesk = field(default_factory=ShareDesk)
+    """Officers' shares presented at openings, in memory only."""
+    events: OpeningEvents = field(default_factory=OpeningEvents)
+    """What happens at openings, for watchers (the console), in memory only."""
 
     def bidder_tag(self, tender_id: TenderId, identity: BidderIdentity) -> BidderTag:
         """A keyed hash of who the bidder is within one tender, computed on the token, so

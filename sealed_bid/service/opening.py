@@ -3,8 +3,10 @@ content key on the token, decrypt, verify the inner signature against the outer 
 read the bid form, and publish the opening record.
 
 Before the opening time this module refuses with NOT_YET_OPEN before touching the token.
-Replaced and withdrawn envelopes are never decrypted. Plaintext lives only in the work
-directory while a bid is read, and is deleted afterwards.
+Replaced and withdrawn envelopes are never decrypted, nor are their sealed signer
+identities. Plaintext lives only in the work directory while a bid is read, and is deleted
+afterwards. Each opened bid's signer identity is unsealed (a journalled key use) and, once
+the tender is opened, kept in clear for later re-validation (ADR 0016).
 """
 
 from __future__ import annotations
@@ -14,20 +16,33 @@ import json
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from ca_bridge.identity import BidderIdentity
 from sealed_bid.crypto.seal import open_bid
 from sealed_bid.crypto.signed_data import verify_detached
+from sealed_bid.crypto.signer import KeyTransport
+from sealed_bid.domain.custody import UnlockPolicy
 from sealed_bid.domain.ids import TenderId
 from sealed_bid.domain.opening_record import (
+    AttemptEntry,
     BidderEntry,
     BidRow,
+    CustodyEntry,
     DocumentEntry,
     NotOpenedBid,
     OpeningRecord,
+    TimeProofEntry,
 )
 from sealed_bid.domain.opening_record import BidStatus as BidStatus_
 from sealed_bid.errors import (
@@ -39,14 +54,31 @@ from sealed_bid.errors import (
     InnerSignatureInvalid,
     KeyTransportFailed,
     MalformedPackage,
+    NotYetOpen,
+    QuorumNotMet,
+    RecipientMismatch,
     SealedBidError,
     SignatureInvalid,
     SignatureMalformed,
     SignerMismatch,
 )
+from sealed_bid.hsm.token import RECEIPT_KEY
+from sealed_bid.records.pades import sign_record_pdf
+from sealed_bid.records.pdf_render import render_record_pdf
+from sealed_bid.service import sealing
 from sealed_bid.service.context import ServiceContext
-from sealed_bid.service.tender_keys import TenderKeyAccess
+from sealed_bid.service.custody import load_unlock_policy, unlock_quorum_key
+from sealed_bid.service.opening_events import (
+    BidOpenedEvent,
+    FailedEvent,
+    FinishedEvent,
+    TimeProvenEvent,
+)
+from sealed_bid.service.share_desk import PresentedShare
+from sealed_bid.service.tender_keys import PlatformTenderKey, TenderKeyAccess
+from sealed_bid.service.time_proof import TimeProof, prove_opening_time
 from sealed_bid.service.views import RecordView
+from sealed_bid.storage.custody_models import OpeningProof, OpeningRow
 from sealed_bid.storage.db import unit_of_work
 from sealed_bid.storage.models import Bid, BidStatus, KeyOperation, KeyUse, TenderState
 from sealed_bid.storage.models import OpeningRecord as StoredRecord
@@ -62,8 +94,7 @@ class OpeningService:
 
     def record(self, tender_id: str) -> RecordView:
         with unit_of_work(self._ctx.engine, read_only=True) as session:
-            stored = Repository(session).get_record(TenderId(tender_id))
-            return RecordView(stored.tender_id, stored.record_json, stored.record_sha256)
+            return _view(Repository(session).get_record(TenderId(tender_id)))
 
     def open(self, tender_id: str, operator: str) -> RecordView:
         tid = TenderId(tender_id)
@@ -77,18 +108,116 @@ class OpeningService:
             tender = repo.get_tender(tender_id)
             if tender.state == TenderState.OPENED:
                 stored = repo.get_record(tender_id)
-                return RecordView(stored.tender_id, stored.record_json, stored.record_sha256)
+                return _view(stored)
             title, deadline, opening_time = tender.title, tender.deadline, tender.opening_time
-            tender_cert = tender.tender_cert_der
+            recipient = sealing.SealRecipient.of(tender)
             bids = [_BidRef.of(b) for b in repo.all_bids(tender_id)]
-        # The guard: raises NotYetOpen before anything touches the token.
-        access = TenderKeyAccess(ctx.token, tender_id, opening_time, ctx.clock)
+            unlock = load_unlock_policy(session, tender_id)
+        try:
+            return self._open_proven(
+                tender_id, operator, title, deadline, opening_time, recipient, bids, unlock
+            )
+        except SealedBidError as exc:
+            ctx.events.publish(tender_id, ctx.clock.now(), FailedEvent(exc.code, exc.message))
+            raise
+
+    def _open_proven(
+        self,
+        tender_id: TenderId,
+        operator: str,
+        title: str,
+        deadline: datetime,
+        opening_time: datetime,
+        recipient: sealing.SealRecipient,
+        bids: list[_BidRef],
+        unlock: UnlockPolicy,
+    ) -> RecordView:
+        ctx = self._ctx
+        # Cheap refusals first: nothing below may run before the opening time.
+        now = ctx.clock.now()
+        if now < opening_time:
+            raise NotYetOpen(
+                f"tender {tender_id} opens at {opening_time.isoformat()}; it is now"
+                f" {now.isoformat()}",
+                tender_id=tender_id,
+            )
+        shares = ctx.shares.presented(tender_id) if unlock.kind == "quorum" else []
+        if unlock.kind == "quorum" and len(shares) < unlock.threshold:
+            raise QuorumNotMet(
+                f"{len(shares)} of the {unlock.threshold} officers' shares needed have been"
+                " presented",
+                tender_id=tender_id,
+            )
+        officers = tuple(share.subject for share in shares)
+        _mark_interrupted(ctx, tender_id)
+        proof = prove_opening_time(ctx, tender_id, opening_time, operator, officers)
+        ctx.events.publish(
+            tender_id, ctx.clock.now(), TimeProvenEvent(proof.gen_time, proof.token_sha256)
+        )
+        try:
+            return self._open_rows(
+                tender_id,
+                operator,
+                title,
+                deadline,
+                opening_time,
+                recipient,
+                bids,
+                unlock,
+                shares,
+                proof,
+            )
+        except Exception as exc:
+            code = exc.code if isinstance(exc, SealedBidError) else "INTERNAL_ERROR"
+            _finish_attempt(ctx, tender_id, proof.proof_id, f"failed: {code}")
+            raise
+
+    def _open_rows(
+        self,
+        tender_id: TenderId,
+        operator: str,
+        title: str,
+        deadline: datetime,
+        opening_time: datetime,
+        recipient: sealing.SealRecipient,
+        bids: list[_BidRef],
+        unlock: UnlockPolicy,
+        shares: list[PresentedShare],
+        proof: TimeProof,
+    ) -> RecordView:
+        ctx = self._ctx
+        officers = tuple(share.subject for share in shares)
         rows: list[BidRow] = []
         not_opened: list[NotOpenedBid] = []
+        current = [
+            b for b in sorted(bids, key=lambda b: b.log_sequence) if b.status == BidStatus.CURRENT
+        ]
+        # Rows an earlier, interrupted attempt finished: reused, never opened again.
+        finished = _finished_rows(ctx, tender_id)
+        with self._tender_key(tender_id, unlock, shares) as key:
+            # The guard: no access without the clock and the TSA's proof.
+            access = TenderKeyAccess(key, tender_id, opening_time, ctx.clock, proof, officers)
+            for position, ref in enumerate(current, start=1):
+                if ref.id in finished:
+                    row = BidRow.from_dict(json.loads(finished[ref.id].row_json))
+                else:
+                    row = self._open_and_keep(access, recipient, ref, proof)
+                rows.append(row)
+                ctx.events.publish(
+                    tender_id,
+                    ctx.clock.now(),
+                    BidOpenedEvent(
+                        bid_id=row.bid_id,
+                        status=row.status,
+                        position=position,
+                        total=len(current),
+                        bidder=(row.bidder.organisation or row.bidder.common_name or "")
+                        if row.bidder is not None
+                        else "",
+                    ),
+                )
         for ref in sorted(bids, key=lambda b: b.log_sequence):
-            if ref.status == BidStatus.CURRENT:
-                rows.append(self._open_one(access, tender_id, tender_cert, ref))
-            else:
+            if ref.status != BidStatus.CURRENT:
                 not_opened.append(
                     NotOpenedBid(
                         ref.id,
@@ -105,22 +234,38 @@ class OpeningService:
             opened_at=now,
             bids=tuple(rows),
             not_opened=tuple(not_opened),
+            time_proof=TimeProofEntry(
+                tsa_time=proof.gen_time,
+                request_json=proof.request_json,
+                request_sha256=proof.request_sha256,
+                tsa_token_der=proof.token_der,
+                tsa_token_sha256=proof.token_sha256,
+            ),
+            custody=CustodyEntry(unlock.kind, unlock.threshold, officers),
+            attempts=_attempts(ctx, tender_id, proof.proof_id),
         )
         record_json = record.to_json()
         record_sha256 = hashlib.sha256(record_json).hexdigest()
+        record_pdf = self._signed_pdf(record_json, now)
         ctx.settings.records_dir.mkdir(parents=True, exist_ok=True)
         (ctx.settings.records_dir / f"{tender_id}.json").write_bytes(record_json)
+        (ctx.settings.records_dir / f"{tender_id}.pdf").write_bytes(record_pdf)
         with unit_of_work(ctx.engine) as session:
             repo = Repository(session)
-            repo.save_record(
+            stored = repo.save_record(
                 StoredRecord(
                     tender_id=tender_id,
                     created_at=now,
                     record_json=record_json.decode("utf-8"),
                     record_sha256=record_sha256,
+                    record_pdf=record_pdf,
                 )
             )
             repo.mark_opened(tender_id, now)
+            for kept in _finished_rows(ctx, tender_id, session).values():
+                if kept.signature_blob is not None:
+                    repo.store_opened_signer(kept.bid_id, kept.signature_blob, kept.validation_json)
+            _finish_attempt(ctx, tender_id, proof.proof_id, "completed", session)
             ctx.audit.append(
                 session,
                 at=now,
@@ -130,17 +275,104 @@ class OpeningService:
                 fields={
                     "operator": operator,
                     "record_sha256": record_sha256,
+                    "record_pdf_sha256": hashlib.sha256(record_pdf).hexdigest(),
                     "opened": sum(1 for r in rows if r.status == "OPENED"),
                     "failed": sum(1 for r in rows if r.status != "OPENED"),
+                    "tsa_token_sha256": proof.token_sha256,
+                    "officers": ",".join(officers),
                 },
             )
+            view = _view(stored)
+        ctx.shares.forget(tender_id)
         log.info("tender.opened tender=%s record=%s", tender_id, record_sha256)
-        return RecordView(tender_id, record_json.decode("utf-8"), record_sha256)
+        ctx.events.publish(tender_id, now, FinishedEvent(view.record_json, view.record_sha256))
+        return view
+
+    def _open_and_keep(
+        self,
+        access: TenderKeyAccess,
+        recipient: sealing.SealRecipient,
+        ref: _BidRef,
+        proof: TimeProof,
+    ) -> BidRow:
+        """Open one bid and store its row (and its signer material, now in clear) at once,
+        so an opening killed after this bid resumes without opening it again."""
+        ctx = self._ctx
+        unsealed: dict[str, sealing.IdentityBundle] = {}
+        row = self._open_one(access, recipient, ref, unsealed)
+        bundle = unsealed.get(ref.id)
+        signature_blob = (
+            None if bundle is None else sealing.store_in_clear(ctx.blobs, access, bundle)
+        )
+        with unit_of_work(ctx.engine) as session:
+            session.add(
+                OpeningRow(
+                    tender_id=recipient.tender_id,
+                    bid_id=ref.id,
+                    proof_id=proof.proof_id,
+                    row_json=json.dumps(row.to_dict(), sort_keys=True),
+                    signature_blob=signature_blob,
+                    validation_json=None if bundle is None else bundle.validation_json,
+                )
+            )
+        return row
+
+    @contextmanager
+    def _tender_key(
+        self, tender_id: TenderId, unlock: UnlockPolicy, shares: list[PresentedShare]
+    ) -> Iterator[KeyTransport]:
+        """The tender key: the platform token's (``scheduled``), or the tender's own token
+        unlocked by the officers' shares (``quorum``; logged out on exit)."""
+        if unlock.kind != "quorum":
+            yield PlatformTenderKey(self._ctx.token, tender_id)
+            return
+        with unlock_quorum_key(
+            self._ctx.quorum_tokens, tender_id, unlock.threshold, shares
+        ) as session:
+            yield session
+
+    def _signed_pdf(self, record_json: bytes, now: datetime) -> bytes:
+        """The record as a PDF, PAdES-signed by the platform receipt key on the token with
+        the TSA's signature and document time stamps (ADR 0015)."""
+        ctx = self._ctx
+        pdf = render_record_pdf(record_json.decode("utf-8"), generated_at=now)
+        timestamper = (
+            HTTPTimeStamper(ctx.settings.tsa_url, timeout=ctx.settings.limits.tsa_timeout_seconds)
+            if ctx.settings.tsa_url
+            else None
+        )
+        return sign_record_pdf(
+            pdf,
+            token=ctx.token,
+            key_label=RECEIPT_KEY,
+            certificate_der=ctx.receipt_signer.certificate_der,
+            chain_der=(_platform_root_der(ctx),),
+            timestamper=timestamper,
+        )
 
     def _open_one(
-        self, access: TenderKeyAccess, tender_id: TenderId, tender_cert: bytes, ref: _BidRef
+        self,
+        access: TenderKeyAccess,
+        recipient: sealing.SealRecipient,
+        ref: _BidRef,
+        unsealed: dict[str, sealing.IdentityBundle],
     ) -> BidRow:
         ctx = self._ctx
+        tender_id, tender_cert = recipient.tender_id, recipient.certificate_der
+        try:
+            # A key use of its own, journalled inside unseal before the token is asked.
+            bundle = sealing.unseal(ctx, access, recipient, ref.id, ref.sealed_identity, "bid")
+        except _UNSEAL_FAULTS as exc:
+            # The service sealed this blob itself: it is damaged. The bid cannot be
+            # attributed, so its envelope is not opened either.
+            return ref.row(
+                status=_bid_status(exc),
+                reason=f"the sealed signer identity did not unseal: {exc.message}",
+            )
+        outer_cert = verify_detached(
+            bundle.signature, bytes.fromhex(ref.envelope_sha256)
+        ).signer_certificate_der
+        unsealed[ref.id] = bundle
         with unit_of_work(ctx.engine) as session:
             now = ctx.clock.now()
             Repository(session).add_key_use(
@@ -154,11 +386,8 @@ class OpeningService:
                 event="key.used",
                 tender_id=tender_id,
                 bid_id=ref.id,
-                fields={"operation": "decrypt_key"},
+                fields={"operation": "decrypt_key", **access.evidence},
             )
-        outer_cert = verify_detached(
-            ctx.blobs.path(ref.signature_blob).read_bytes(), bytes.fromhex(ref.envelope_sha256)
-        ).signer_certificate_der
         identity = BidderIdentity.from_certificate(outer_cert)
         bidder = BidderEntry(
             organisation=identity.organisation,
@@ -208,6 +437,15 @@ _BID_FAULTS = (
     InnerSignatureInvalid,
     MalformedPackage,
 )
+_UNSEAL_FAULTS = (
+    KeyTransportFailed,
+    DecryptionFailed,
+    EnvelopeNotDer,
+    EnvelopeNotCms,
+    EnvelopeWrongContentType,
+    AlgorithmRefused,
+    RecipientMismatch,
+)
 
 
 def _bid_status(exc: SealedBidError) -> BidStatus_:
@@ -232,7 +470,7 @@ class _BidRef:
     envelope_sha256: str
     size: int
     received_at: datetime
-    signature_blob: str
+    sealed_identity: str
 
     def row(self, status: BidStatus_, **outcome: Any) -> BidRow:
         return BidRow(
@@ -254,5 +492,97 @@ class _BidRef:
             bid.envelope_sha256,
             bid.size,
             bid.received_at,
-            bid.outer_signature_blob,
+            bid.sealed_identity_blob,
+        )
+
+
+def _view(stored: StoredRecord) -> RecordView:
+    return RecordView(
+        stored.tender_id, stored.record_json, stored.record_sha256, stored.record_pdf or b""
+    )
+
+
+def _platform_root_der(ctx: ServiceContext) -> bytes:
+    return x509.load_pem_x509_certificate(
+        ctx.settings.platform_root_path.read_bytes()
+    ).public_bytes(serialization.Encoding.DER)
+
+
+def _finished_rows(
+    ctx: ServiceContext, tender_id: str, session: Session | None = None
+) -> dict[str, OpeningRow]:
+    def read(s: Session) -> dict[str, OpeningRow]:
+        rows = s.scalars(select(OpeningRow).where(OpeningRow.tender_id == tender_id))
+        return {row.bid_id: row for row in rows}
+
+    if session is not None:
+        return read(session)
+    with unit_of_work(ctx.engine, read_only=True) as own:
+        found = read(own)
+        for row in found.values():
+            own.expunge(row)
+        return found
+
+
+def _mark_interrupted(ctx: ServiceContext, tender_id: str) -> None:
+    """Attempts still without an outcome died with their process (e.g. kill -9)."""
+    with unit_of_work(ctx.engine) as session:
+        for attempt in session.scalars(
+            select(OpeningProof).where(
+                OpeningProof.tender_id == tender_id, OpeningProof.outcome.is_(None)
+            )
+        ):
+            attempt.outcome = "interrupted"
+            ctx.audit.append(
+                session,
+                at=ctx.clock.now(),
+                event="opening.interrupted",
+                tender_id=tender_id,
+                bid_id=None,
+                fields={"attempt": attempt.id, "tsa_gen_time": attempt.gen_time.isoformat()},
+            )
+
+
+def _finish_attempt(
+    ctx: ServiceContext,
+    tender_id: str,
+    proof_id: int,
+    outcome: str,
+    session: Session | None = None,
+) -> None:
+    def mark(s: Session) -> None:
+        attempt = s.get(OpeningProof, proof_id)
+        if attempt is not None:
+            attempt.outcome = outcome
+        if outcome != "completed":
+            ctx.audit.append(
+                s,
+                at=ctx.clock.now(),
+                event="opening.failed",
+                tender_id=tender_id,
+                bid_id=None,
+                fields={"attempt": proof_id, "outcome": outcome},
+            )
+
+    if session is not None:
+        mark(session)
+        return
+    with unit_of_work(ctx.engine) as own:
+        mark(own)
+
+
+def _attempts(ctx: ServiceContext, tender_id: str, current: int) -> tuple[AttemptEntry, ...]:
+    with unit_of_work(ctx.engine, read_only=True) as session:
+        proofs = session.scalars(
+            select(OpeningProof)
+            .where(OpeningProof.tender_id == tender_id)
+            .order_by(OpeningProof.id)
+        )
+        return tuple(
+            AttemptEntry(
+                tsa_time=p.gen_time,
+                tsa_token_sha256=p.token_sha256,
+                outcome="completed" if p.id == current else (p.outcome or "interrupted"),
+            )
+            for p in proofs
         )

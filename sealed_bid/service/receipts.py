@@ -2,10 +2,15 @@
 
 A receipt is CMS SignedData (attached) over ``ReceiptContent.to_bytes()``, signed by the
 platform receipt key; ``openssl cms -verify -CAfile platform-root.pem`` checks it too.
+When a time-stamping authority is configured, the receipt's SignerInfo carries the TSA's
+token over its signature as an unsigned attribute (CAdES signature time stamp,
+id-aa-signatureTimeStampToken): proof, independent of the platform's clock, that the
+receipt — and so the bid — existed at that time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,10 +22,25 @@ from sealed_bid.crypto.signed_data import sign_attached, verify_attached
 from sealed_bid.crypto.signer import Signer
 from sealed_bid.domain.receipt import ReceiptContent
 from sealed_bid.errors import ReceiptInvalid, SealedBidError
+from sealed_bid.timestamping.cades import (
+    add_unsigned_timestamp,
+    signature_digest,
+    signature_timestamp_of,
+)
+from sealed_bid.timestamping.client import TimestampClient
+from sealed_bid.timestamping.rfc3161 import verify_token
 
 
-def sign_receipt(content: ReceiptContent, signer: Signer) -> bytes:
-    return sign_attached(signer, content.to_bytes(), content.received_at)
+def sign_receipt(
+    content: ReceiptContent, signer: Signer, timestamps: TimestampClient | None = None
+) -> bytes:
+    """Sign on the token; with ``timestamps``, add the TSA's token over the signature
+    (raises ``TimestampUnavailable`` / ``TimestampInvalid``: then no receipt exists)."""
+    der = sign_attached(signer, content.to_bytes(), content.received_at)
+    if timestamps is None:
+        return der
+    token = timestamps.stamp(signature_digest(der))
+    return add_unsigned_timestamp(der, token.der)
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,8 @@ class VerifiedReceipt:
     content: ReceiptContent
     signer_subject: str
     signed_at: datetime | None
+    timestamped_at: datetime | None = None
+    """genTime of the receipt's TSA token, when it carries one and TSA roots were given."""
 
 
 def _require_receipt_role(cert: x509.Certificate) -> None:
@@ -47,9 +69,13 @@ def _require_receipt_role(cert: x509.Certificate) -> None:
         raise ReceiptInvalid("the signing certificate is not a receipt-signing certificate")
 
 
-def verify_receipt(receipt_der: bytes, platform_root_der: bytes) -> VerifiedReceipt:
+def verify_receipt(
+    receipt_der: bytes, platform_root_der: bytes, tsa_roots_der: Sequence[bytes] = ()
+) -> VerifiedReceipt:
     """Check the signature, that the signer certificate was issued by the platform root
-    and was valid when the receipt was signed, and parse the content."""
+    and was valid when the receipt was signed, and parse the content. With
+    ``tsa_roots_der``, the receipt must carry a TSA token over its signature that verifies
+    under one of them."""
     try:
         facts, content_bytes = verify_attached(receipt_der)
     except SealedBidError as exc:
@@ -65,6 +91,21 @@ def verify_receipt(receipt_der: bytes, platform_root_der: bytes) -> VerifiedRece
     at = facts.signing_time or content.received_at
     if not signer_cert.not_valid_before_utc <= at <= signer_cert.not_valid_after_utc:
         raise ReceiptInvalid("the receipt key's certificate was not valid at signing time")
+    timestamped_at = None
+    if tsa_roots_der:
+        token_der = signature_timestamp_of(receipt_der)
+        if token_der is None:
+            raise ReceiptInvalid("the receipt carries no time stamp")
+        try:
+            token = verify_token(token_der, signature_digest(receipt_der), tsa_roots_der)
+        except SealedBidError as exc:
+            raise ReceiptInvalid(
+                f"the receipt's time stamp does not verify: {exc.message}"
+            ) from None
+        timestamped_at = token.gen_time
     return VerifiedReceipt(
-        content=content, signer_subject=signer_cert.subject.rfc4514_string(), signed_at=at
+        content=content,
+        signer_subject=signer_cert.subject.rfc4514_string(),
+        signed_at=at,
+        timestamped_at=timestamped_at,
     )

@@ -1,10 +1,13 @@
 """Checks shared by submission and withdrawal: the signature's time, and the signer's
-certificate (through ca_bridge) — the outer signer is who the bidder is."""
+certificate (through ca_bridge) — the outer signer is who the bidder is.
+
+Never stores anything: what it describes of a signer is sealed by the caller (ADR 0016)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ca_bridge.identity import BidderIdentity
@@ -75,23 +78,33 @@ def validate(
     )
 
 
-def validation_record(
-    ctx: ServiceContext, validation: SignerValidation, policy: SignerPolicy
-) -> str:
+@dataclass(frozen=True)
+class ValidationRecord:
+    """What a bid keeps of its signer's validation: the record (JSON text) and the DER of
+    the evidence it names. Both are sealed with the bid's identity (``sealing``) and only
+    the opening stores them in clear."""
+
+    json: str
+    evidence: tuple[bytes, ...]
+
+
+def validation_record(validation: SignerValidation, policy: SignerPolicy) -> ValidationRecord:
     """What the bid keeps of its signer's validation, so the decision can be re-checked
     offline later (``ca_bridge.validation.revalidate_offline``): the chain, the checks,
-    the policy, and every CRL / OCSP response used, each stored as a blob. No names."""
+    the policy, and every CRL / OCSP response used, each named by the SHA-256 of its DER
+    (its blob digest once the opening stores it). No names; writes nothing: the chain's
+    digests and the evidence identify the signer, so all of it is sealed."""
     evidence = [
         {
             "kind": record.kind,
             "source": record.source,
-            "blob": ctx.blobs.put_bytes(record.der),
+            "blob": record.sha256,
             "this_update": record.this_update.isoformat(),
             "next_update": None if record.next_update is None else record.next_update.isoformat(),
         }
         for record in validation.revocation_records
     ]
-    return json.dumps(
+    text = json.dumps(
         {
             "format": "sealed-bid/signer-validation/v1",
             "ca_id": validation.ca_id,
@@ -109,3 +122,4 @@ def validation_record(
         },
         sort_keys=True,
     )
+    return ValidationRecord(text, tuple(record.der for record in validation.revocation_records))

@@ -3,7 +3,9 @@ without decrypting, store durably, sign a receipt.
 
 Never decrypts, never calls a tender private key, never holds the envelope in memory.
 Nothing is stored (and no receipt exists) unless every check passes; the blob is fsync'd
-and renamed and the audit entry committed before the receipt is returned.
+and renamed and the audit entry committed before the receipt is returned. Nothing that
+identifies the bidder is stored in clear: the outer signature, the validation record and
+its evidence are sealed to the tender certificate as one blob (``sealing``, ADR 0016).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from sealed_bid.errors import (
     SignatureMalformed,
     SizeMismatch,
 )
-from sealed_bid.service import signers
+from sealed_bid.service import sealing, signers
 from sealed_bid.service.context import ServiceContext
+from sealed_bid.service.expiry import expiry_before_opening
 from sealed_bid.service.receipts import sign_receipt
 from sealed_bid.service.views import ReceiptView
 from sealed_bid.storage.blobstore import IncomingBlob
 from sealed_bid.storage.db import unit_of_work
-from sealed_bid.storage.models import Bid, BidStatus, Tender, TenderState
+from sealed_bid.storage.models import Bid, BidStatus, CertificateExpiry, Tender, TenderState
 from sealed_bid.storage.repository import Repository
 
 log = logging.getLogger("sealed_bid.submission")
@@ -125,18 +128,31 @@ class Upload:
             policy = signers.policy_for(
                 tender.revocation_policy, tender.policy_oids or (), tender.eku_oids or ()
             )
+            recipient = sealing.SealRecipient.of(tender)
+            expiry = expiry_before_opening(facts, tender.opening_time)
         # Outside the database session: revocation checking may wait on a CA's responder.
-        validation = signers.validate(ctx, facts, accepted_ca_ids, now, policy)
-        validation_json = signers.validation_record(ctx, validation, policy)
-        signature_blob = ctx.blobs.put_bytes(outer_signature)
+        validation = signers.validation_record(
+            signers.validate(ctx, facts, accepted_ca_ids, now, policy), policy
+        )
+        # The only blob written about the signer: ciphertext to the tender certificate.
+        sealed_identity = sealing.seal(
+            ctx.blobs,
+            recipient,
+            sealing.IdentityBundle(
+                kind="bid",
+                signature=outer_signature,
+                validation_json=validation.json,
+                evidence=validation.evidence,
+            ),
+        )
         envelope_blob = blob.commit()
         self._blob = None
         view = self._store(
             tag=tag,
             digest=EnvelopeDigest(envelope_blob),
             signing_time=signing_time,
-            signature_blob=signature_blob,
-            validation_json=validation_json,
+            sealed_identity=sealed_identity,
+            expiry=expiry,
         )
         log.info(
             "bid.accepted tender=%s bid=%s seq=%d",
@@ -152,8 +168,8 @@ class Upload:
         tag: BidderTag,
         digest: EnvelopeDigest,
         signing_time: datetime,
-        signature_blob: str,
-        validation_json: str,
+        sealed_identity: str,
+        expiry: CertificateExpiry,
     ) -> ReceiptView:
         ctx = self._ctx
         with unit_of_work(ctx.engine) as session:
@@ -195,7 +211,7 @@ class Upload:
                 received_at=now,
                 log_sequence=entry.seq,
             )
-            receipt_der = sign_receipt(content, ctx.receipt_signer)
+            receipt_der = sign_receipt(content, ctx.receipt_signer, ctx.timestamps)
             repo.add_bid(
                 Bid(
                     id=bid_id,
@@ -207,8 +223,10 @@ class Upload:
                     signing_time=signing_time,
                     log_sequence=entry.seq,
                     status=BidStatus.CURRENT,
-                    outer_signature_blob=signature_blob,
-                    validation_json=validation_json,
+                    sealed_identity_blob=sealed_identity,
+                    expires_before_opening=expiry,
+                    outer_signature_blob=None,
+                    validation_json=None,
                     receipt_der=receipt_der,
                 )
             )

@@ -1,21 +1,48 @@
-"""The only way to a tender's private key, and the only caller of
-``Token.decrypt_tender_key``. A ``TenderKeyAccess`` cannot be made before the tender's
-opening time, so no code path — service, CLI or a direct call of this layer — can decrypt
-early. Each use is journalled (audit entry + key-use row, committed) before the key is used.
+"""The only way to a tender's private key. A ``TenderKeyAccess`` cannot be made before the
+tender's opening time by the service clock, nor without a time-stamping authority's proof
+(``time_proof.TimeProof``) that the opening time has come, so no code path — service, CLI
+or a direct call of this layer — can decrypt early, even on a host whose clock was set
+ahead. Each use is journalled (audit entry + key-use row, committed) by the caller before
+the key is used.
+
+The key itself is behind a ``KeyTransport``: ``PlatformTenderKey`` (the platform token, the
+``scheduled`` policy; the only caller of ``Token.decrypt_tender_key``) or a quorum token
+session (``hsm.quorum_token.QuorumKeySession``, the ``quorum`` policy).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sealed_bid.crypto.signer import KeyTransport
 from sealed_bid.domain.clock import Clock
 from sealed_bid.domain.ids import TenderId
-from sealed_bid.errors import NotYetOpen
+from sealed_bid.errors import NotYetOpen, OpeningTimeNotProven
 from sealed_bid.hsm.token import Token
+from sealed_bid.service.time_proof import TimeProof
+
+
+class PlatformTenderKey:
+    """A ``scheduled`` tender's key on the platform token."""
+
+    def __init__(self, token: Token, tender_id: TenderId) -> None:
+        self._token = token
+        self._tender_id = tender_id
+
+    def decrypt_key(self, encrypted_key: bytes, oaep_hash: str) -> bytes:
+        return self._token.decrypt_tender_key(self._tender_id, encrypted_key, oaep_hash)
 
 
 class TenderKeyAccess:
-    def __init__(self, token: Token, tender_id: TenderId, opening_time: datetime, clock: Clock):
+    def __init__(
+        self,
+        key: KeyTransport,
+        tender_id: TenderId,
+        opening_time: datetime,
+        clock: Clock,
+        proof: TimeProof,
+        officers: tuple[str, ...] = (),
+    ) -> None:
         now = clock.now()
         if now < opening_time:
             raise NotYetOpen(
@@ -23,10 +50,23 @@ class TenderKeyAccess:
                 f" {now.isoformat()}",
                 tender_id=tender_id,
             )
-        self._token = token
+        if proof.tender_id != tender_id or proof.gen_time < opening_time:
+            raise OpeningTimeNotProven(
+                f"no time stamp proves that tender {tender_id}'s opening time has come",
+                tender_id=tender_id,
+            )
+        self._key = key
         self._tender_id = tender_id
+        self.proof = proof
+        self.officers = officers
         self.authorised_at = now
+
+    @property
+    def evidence(self) -> dict[str, str]:
+        """What every key-use audit entry records of the authority for the use: the TSA
+        token that proved the time, and the officers whose shares unlocked the key."""
+        return {"tsa_token_sha256": self.proof.token_sha256, "officers": ",".join(self.officers)}
 
     def decrypt_key(self, encrypted_key: bytes, oaep_hash: str) -> bytes:
         """KeyTransport: recover one content-encryption key on the token."""
-        return self._token.decrypt_tender_key(self._tender_id, encrypted_key, oaep_hash)
+        return self._key.decrypt_key(encrypted_key, oaep_hash)

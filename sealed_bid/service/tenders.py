@@ -11,11 +11,30 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from sealed_bid.crypto.certs import CertProfile, issue_certificate
+from sealed_bid.crypto.share_envelope import check_officer_certificate
+from sealed_bid.domain.custody import (
+    UnlockPolicy,
+    check_officers_authenticate,
+    validate_unlock_policy,
+)
 from sealed_bid.domain.ids import TenderId
-from sealed_bid.domain.tender import BidAlgorithms, validate_tender_spec
-from sealed_bid.errors import CountHidden, TenderExists, TenderNotFound
+from sealed_bid.domain.tender import BidAlgorithms, validate_reschedule, validate_tender_spec
+from sealed_bid.errors import (
+    AlreadyOpened,
+    CountHidden,
+    InvalidTender,
+    TenderExists,
+    TenderNotFound,
+)
 from sealed_bid.service.context import ServiceContext
+from sealed_bid.service.custody import (
+    ProvisionedQuorum,
+    load_response_window,
+    load_unlock_policy,
+    provision_quorum,
+)
 from sealed_bid.service.views import TenderView
+from sealed_bid.storage.custody_models import TenderCustody
 from sealed_bid.storage.db import unit_of_work
 from sealed_bid.storage.models import Tender, TenderState
 from sealed_bid.storage.repository import Repository
@@ -23,6 +42,8 @@ from sealed_bid.storage.repository import Repository
 log = logging.getLogger("sealed_bid.tenders")
 
 TENDER_CERT_VALIDITY_AFTER_OPENING = timedelta(days=365)
+DEFAULT_RESPONSE_WINDOW_SECONDS = 3600
+MAX_RESPONSE_WINDOW_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,9 @@ class CreateTenderInput:
     revocation_policy: str = ""
     certificate_policies: tuple[str, ...] = ()
     extended_key_usages: tuple[str, ...] = ()
+    quorum_threshold: int = 0
+    officer_certificates: tuple[bytes, ...] = ()
+    response_window_seconds: int = 0
 
 
 class TenderService:
@@ -61,6 +85,13 @@ class TenderService:
             now=now,
             limits=ctx.settings.limits,
         )
+        response_window = request.response_window_seconds or DEFAULT_RESPONSE_WINDOW_SECONDS
+        if not 0 < response_window <= MAX_RESPONSE_WINDOW_SECONDS:
+            raise InvalidTender(
+                f"response_window_seconds must be 1..{MAX_RESPONSE_WINDOW_SECONDS}",
+                field="response_window_seconds",
+            )
+        unlock = validate_unlock_policy(request.quorum_threshold, request.officer_certificates, now)
         with unit_of_work(ctx.engine, read_only=True) as session:
             try:
                 Repository(session).get_tender(spec.tender_id)
@@ -68,9 +99,21 @@ class TenderService:
                 pass
             else:
                 raise TenderExists(f"tender {spec.tender_id} exists already")
-        if ctx.token.tender_key_exists(spec.tender_id):
-            raise TenderExists(f"a key for tender {spec.tender_id} exists on the token already")
-        public_key = ctx.token.generate_tender_key(spec.tender_id)
+        quorum: ProvisionedQuorum | None = None
+        if unlock.kind == "quorum":
+            if ctx.quorum_tokens is None:
+                raise InvalidTender("this service is not set up for quorum tenders")
+            if ctx.quorum_tokens.exists(spec.tender_id):
+                raise TenderExists(f"a token for tender {spec.tender_id} exists already")
+            for officer in unlock.officers:
+                check_officer_certificate(officer.certificate_der)
+            check_officers_authenticate(unlock, ctx.settings.operator_ca_path.read_bytes(), now)
+            quorum = provision_quorum(ctx.quorum_tokens, spec.tender_id, unlock)
+            public_key = quorum.public_key
+        else:
+            if ctx.token.tender_key_exists(spec.tender_id):
+                raise TenderExists(f"a key for tender {spec.tender_id} exists on the token already")
+            public_key = ctx.token.generate_tender_key(spec.tender_id)
         cert_der = issue_certificate(
             ctx.tender_ca_signer,
             subject=x509.Name(
@@ -107,6 +150,18 @@ class TenderService:
                 opened_at=None,
             )
             repo.add_tender(tender)
+            session.add(
+                TenderCustody(
+                    tender_id=spec.tender_id,
+                    policy=unlock.kind,
+                    threshold=unlock.threshold,
+                    token_label=None if quorum is None else quorum.token_label,
+                    response_window_seconds=response_window,
+                    key_destroyed_at=None,
+                )
+            )
+            if quorum is not None:
+                session.add_all(quorum.officers)
             ctx.audit.append(
                 session,
                 at=now,
@@ -123,19 +178,84 @@ class TenderService:
                     "revocation_policy": spec.revocation_policy,
                     "certificate_policies": ",".join(spec.certificate_policies),
                     "extended_key_usages": ",".join(spec.extended_key_usages),
+                    "unlock_policy": unlock.kind,
+                    "threshold": unlock.threshold,
+                    "officers": ",".join(o.certificate_sha256 for o in unlock.officers),
                 },
             )
-            view = self._view(tender)
+            view = self._view(tender, unlock, response_window)
         log.info("tender.created tender=%s", spec.tender_id)
+        return view
+
+    def reschedule(
+        self,
+        tender_id: str,
+        deadline: datetime,
+        opening_time: datetime,
+        reason: str,
+        operator: str,
+    ) -> TenderView:
+        """Move the schedule; recorded in the audit log in the same transaction."""
+        ctx = self._ctx
+        with unit_of_work(ctx.engine) as session:
+            repo = Repository(session)
+            tender = repo.lock_tender(TenderId(tender_id))
+            if tender.state == TenderState.OPENED:
+                raise AlreadyOpened(f"tender {tender_id} is opened; its schedule is final")
+            now = ctx.clock.now()
+            cert = x509.load_der_x509_certificate(tender.tender_cert_der)
+            change = validate_reschedule(
+                current_deadline=tender.deadline,
+                deadline=deadline,
+                opening_time=opening_time,
+                reason=reason,
+                now=now,
+                key_valid_until=cert.not_valid_after_utc,
+                limits=ctx.settings.limits,
+            )
+            old_deadline, old_opening = tender.deadline, tender.opening_time
+            tender.deadline = change.deadline
+            tender.opening_time = change.opening_time
+            ctx.audit.append(
+                session,
+                at=now,
+                event="tender.rescheduled",
+                tender_id=tender.id,
+                bid_id=None,
+                fields={
+                    "operator": operator,
+                    "reason": change.reason,
+                    "old_deadline": old_deadline.isoformat(),
+                    "old_opening_time": old_opening.isoformat(),
+                    "deadline": change.deadline.isoformat(),
+                    "opening_time": change.opening_time.isoformat(),
+                },
+            )
+            view = self._view(
+                tender,
+                load_unlock_policy(session, tender.id),
+                load_response_window(session, tender.id),
+            )
+        log.info("tender.rescheduled tender=%s", tender_id)
         return view
 
     def get(self, tender_id: str) -> TenderView:
         with unit_of_work(self._ctx.engine, read_only=True) as session:
-            return self._view(Repository(session).get_tender(TenderId(tender_id)))
+            tender = Repository(session).get_tender(TenderId(tender_id))
+            return self._view(
+                tender,
+                load_unlock_policy(session, tender.id),
+                load_response_window(session, tender.id),
+            )
 
     def list(self) -> list[TenderView]:
         with unit_of_work(self._ctx.engine, read_only=True) as session:
-            return [self._view(t) for t in Repository(session).list_tenders()]
+            return [
+                self._view(
+                    t, load_unlock_policy(session, t.id), load_response_window(session, t.id)
+                )
+                for t in Repository(session).list_tenders()
+            ]
 
     def bid_count(self, tender_id: str) -> int:
         """Operators see a count before the opening only if the tender's policy allows."""
@@ -146,7 +266,9 @@ class TenderService:
                 raise CountHidden("this tender's policy hides the bid count until the opening")
             return repo.count_current_bids(tender.id)
 
-    def _view(self, tender: Tender) -> TenderView:
+    def _view(
+        self, tender: Tender, unlock: UnlockPolicy, window: int = DEFAULT_RESPONSE_WINDOW_SECONDS
+    ) -> TenderView:
         return TenderView(
             tender_id=tender.id,
             title=tender.title,
@@ -166,4 +288,6 @@ class TenderService:
             revocation_policy=tender.revocation_policy,
             certificate_policies=tuple(tender.policy_oids or ()),
             extended_key_usages=tuple(tender.eku_oids or ()),
+            unlock_policy=unlock,
+            response_window_seconds=window,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sealed_bid.domain.custody import SCHEDULED, UnlockPolicy
 from sealed_bid.domain.receipt import ReceiptContent
 from sealed_bid.domain.tender import BidAlgorithms
 
@@ -26,6 +27,8 @@ class TenderView:
     revocation_policy: str
     certificate_policies: tuple[str, ...]
     extended_key_usages: tuple[str, ...]
+    unlock_policy: UnlockPolicy = SCHEDULED
+    response_window_seconds: int = 3600
 
 
 @dataclass(frozen=True)
@@ -40,3 +43,4 @@ class RecordView:
     tender_id: str
     record_json: str
     record_sha256: str
+    record_pdf: bytes = b""

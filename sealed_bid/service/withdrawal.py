@@ -1,7 +1,9 @@
 """Withdrawing a bid before the deadline, by a statement signed by the same bidder.
 
 The statement's signingTime must be newer than everything the bidder sent before, so a
-withdrawal cannot be replayed and an old envelope cannot come back after it.
+withdrawal cannot be replayed and an old envelope cannot come back after it. The signed
+statement names its signer, so it is stored only sealed to the tender certificate
+(``sealing``, ADR 0016); the opening does not unseal it (the withdrawn bid is not opened).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sealed_bid.errors import (
     NotBidOwner,
     StatementInvalid,
 )
-from sealed_bid.service import signers
+from sealed_bid.service import sealing, signers
 from sealed_bid.service.context import ServiceContext
 from sealed_bid.service.receipts import sign_receipt
 from sealed_bid.service.submission import last_signing_time
@@ -50,6 +52,7 @@ class WithdrawalService:
         with unit_of_work(ctx.engine, read_only=True) as session:
             tender = Repository(session).get_tender(statement.tender_id)
             accepted = list(tender.accepted_ca_ids)
+            recipient = sealing.SealRecipient.of(tender)
             policy = signers.policy_for(
                 tender.revocation_policy, tender.policy_oids or (), tender.eku_oids or ()
             )
@@ -64,7 +67,11 @@ class WithdrawalService:
             repo = Repository(session)
             _check(repo, repo.get_tender(statement.tender_id), statement, tag, ctx.clock.now())
             _require_newer(signing_time, last_signing_time(repo, statement.tender_id, tag))
-        statement_blob = ctx.blobs.put_bytes(signed_statement)
+        sealed_statement = sealing.seal(
+            ctx.blobs,
+            recipient,
+            sealing.IdentityBundle(kind="withdrawal", signature=signed_statement),
+        )
         with unit_of_work(ctx.engine) as session:
             repo = Repository(session)
             now = ctx.clock.now()
@@ -78,7 +85,7 @@ class WithdrawalService:
                 event="bid.withdrawn",
                 tender_id=statement.tender_id,
                 bid_id=bid.id,
-                fields={"statement_blob": statement_blob},
+                fields={"sealed_statement_blob": sealed_statement},
             )
             content_r = ReceiptContent(
                 kind="withdrawal",
@@ -89,14 +96,14 @@ class WithdrawalService:
                 received_at=now,
                 log_sequence=entry.seq,
             )
-            receipt_der = sign_receipt(content_r, ctx.receipt_signer)
+            receipt_der = sign_receipt(content_r, ctx.receipt_signer, ctx.timestamps)
             repo.add_withdrawal(
                 Withdrawal(
                     id=new_withdrawal_id(),
                     tender_id=statement.tender_id,
                     bid_id=bid.id,
                     bidder_tag=tag,
-                    statement_blob=statement_blob,
+                    sealed_statement_blob=sealed_statement,
                     signing_time=signing_time,
                     received_at=now,
                     log_sequence=entry.seq,

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from sealed_bid.errors import StorageError
+from sealed_bid.storage import custody_models, response_models  # noqa: F401  (their tables)
 from sealed_bid.storage.models import GENESIS_HASH, AuditHead, Base
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0

@@ -2,9 +2,12 @@
 
 Owns the shape of what is persisted and the rule that every timestamp is stored as UTC and
 read back timezone-aware on every engine. It must never gain a column that holds a bidder's
-identity, name, certificate, price or any plaintext: bids are keyed by ``bidder_tag`` (a
-keyed hash computed on the token) and signatures live in the blob store, referenced by
-digest. Audit entries have no foreign keys so the log stands on its own.
+identity, name, certificate, price or any plaintext before the opening: bids are keyed by
+``bidder_tag`` (a keyed hash computed on the token), and the signer material (outer
+signature, validation record, revocation evidence, withdrawal statement) is sealed to the
+tender certificate and referenced by the digest of the sealed blob (ADR 0016). Only the
+opening fills the clear copies (``Bid.outer_signature_blob``, ``Bid.validation_json``) of
+the bids it opens. Audit entries have no foreign keys so the log stands on its own.
 """
 
 from __future__ import annotations
@@ -66,6 +69,21 @@ class BidStatus(enum.StrEnum):
 
 class KeyOperation(enum.StrEnum):
     DECRYPT_KEY = "decrypt_key"
+    """Recovering a bid envelope's content key."""
+    UNSEAL = "unseal"
+    """Recovering the key of a sealed signer identity (ADR 0016)."""
+
+
+class CertificateExpiry(enum.StrEnum):
+    """Whether a certificate of a bid's outer signature expires before the tender's
+    opening, decided at submission: the one bit the expiry warning needs, instead of the
+    certificate's notAfter (a fingerprint of the certificate, ADR 0016)."""
+
+    NONE = "none"
+    SIGNER = "signer"
+    """The signer's own certificate expires first, before the opening."""
+    CA = "ca"
+    """A CA certificate carried in the signature expires first, before the opening."""
 
 
 class Base(DeclarativeBase):
@@ -100,7 +118,8 @@ class Tender(Base):
 
 
 class Bid(Base):
-    """One accepted envelope. The envelope itself and the outer signature are blobs."""
+    """One accepted envelope. The envelope is a blob; the signer material is one sealed
+    blob until the opening, which stores the clear copies of the bids it opens."""
 
     __tablename__ = "bids"
     __table_args__ = (
@@ -120,8 +139,17 @@ class Bid(Base):
     signing_time: Mapped[datetime]
     log_sequence: Mapped[int] = mapped_column(unique=True)
     status: Mapped[BidStatus] = mapped_column(_str_enum(BidStatus, "bid_status"))
-    outer_signature_blob: Mapped[str] = mapped_column(String(_HEX))
-    validation_json: Mapped[str] = mapped_column(Text)
+    sealed_identity_blob: Mapped[str] = mapped_column(String(_HEX))
+    """Digest of the sealed blob holding the outer signature, the validation record and
+    its evidence (``service.sealing``): ciphertext to the tender certificate."""
+    expires_before_opening: Mapped[CertificateExpiry] = mapped_column(
+        _str_enum(CertificateExpiry, "certificate_expiry")
+    )
+    outer_signature_blob: Mapped[str | None] = mapped_column(String(_HEX))
+    """The clear outer signature, stored by the opening; None before it, and for bids it
+    did not open (replaced, withdrawn)."""
+    validation_json: Mapped[str | None] = mapped_column(Text)
+    """The clear validation record, stored by the opening (as ``outer_signature_blob``)."""
     receipt_der: Mapped[bytes]
 
 
@@ -147,7 +175,8 @@ class Withdrawal(Base):
     tender_id: Mapped[str] = mapped_column(ForeignKey("tenders.id"), index=True)
     bid_id: Mapped[str] = mapped_column(ForeignKey("bids.id"))
     bidder_tag: Mapped[str] = mapped_column(String(_TAG))
-    statement_blob: Mapped[str] = mapped_column(String(_HEX))
+    sealed_statement_blob: Mapped[str] = mapped_column(String(_HEX))
+    """Digest of the sealed blob holding the signed statement (``service.sealing``)."""
     signing_time: Mapped[datetime]
     received_at: Mapped[datetime]
     log_sequence: Mapped[int] = mapped_column(unique=True)
@@ -176,6 +205,8 @@ class OpeningRecord(Base):
     created_at: Mapped[datetime]
     record_json: Mapped[str] = mapped_column(Text)
     record_sha256: Mapped[str] = mapped_column(String(_HEX))
+    record_pdf: Mapped[bytes | None]
+    """The record as a PAdES-signed PDF (the JSON embedded); None for older records."""
 
 
 class AuditEntry(Base):

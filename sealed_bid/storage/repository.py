@@ -183,6 +183,23 @@ class Repository:
             select(Bid).where(Bid.tender_id == tender_id).order_by(Bid.log_sequence)
         ).all()
 
+    def store_opened_signer(
+        self, bid_id: str, outer_signature_blob: str, validation_json: str | None
+    ) -> Bid:
+        """Keep the clear signer material of a bid the opening unsealed (ADR 0016). Call
+        after ``mark_opened`` in the same unit of work: refuses (``StorageError``) while
+        the bid's tender is not opened, so nothing stores it in clear before."""
+        bid = self.get_bid(bid_id)
+        if self.get_tender(bid.tender_id).state is not TenderState.OPENED:
+            raise StorageError(
+                f"bid {bid_id!r}: its tender is not opened; its signer stays sealed",
+                bid_id=bid_id,
+            )
+        bid.outer_signature_blob = outer_signature_blob
+        bid.validation_json = validation_json
+        self.session.flush()
+        return bid
+
     def count_current_bids(self, tender_id: str) -> int:
         count = self.session.scalar(
             select(func.count())

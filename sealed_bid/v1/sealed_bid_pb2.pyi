@@ -127,6 +127,8 @@ class Tender(_message.Message):
     REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
     CERTIFICATE_POLICIES_FIELD_NUMBER: _builtins.int
     EXTENDED_KEY_USAGES_FIELD_NUMBER: _builtins.int
+    UNLOCK_POLICY_FIELD_NUMBER: _builtins.int
+    RESPONSE_WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     tender_certificate: _builtins.bytes
@@ -141,6 +143,8 @@ class Tender(_message.Message):
     """"require": no fresh revocation information for the signer's chain -> UNAVAILABLE /
     REVOCATION_UNAVAILABLE, the bidder retries. "soft-fail": accepted, warning recorded.
     """
+    response_window_seconds: _builtins.int
+    """bidders' confirmations/objections, after the record"""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -169,6 +173,10 @@ class Tender(_message.Message):
         else PERMISSION_DENIED / SIGNER_KEY_USAGE. Empty: not checked (key usage always is).
         """
 
+    @_builtins.property
+    def unlock_policy(self) -> Global___UnlockPolicy:
+        """Who must cooperate before the tender key can be used (docs/opening-ceremony.md)."""
+
     def __init__(
         self,
         *,
@@ -187,14 +195,81 @@ class Tender(_message.Message):
         revocation_policy: _builtins.str = ...,
         certificate_policies: _abc.Iterable[_builtins.str] | None = ...,
         extended_key_usages: _abc.Iterable[_builtins.str] | None = ...,
+        unlock_policy: Global___UnlockPolicy | None = ...,
+        response_window_seconds: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["algorithms", b"algorithms", "created_at", b"created_at", "deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["algorithms", b"algorithms", "created_at", b"created_at", "deadline", b"deadline", "opening_time", b"opening_time", "unlock_policy", b"unlock_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "created_at", b"created_at", "deadline", b"deadline", "extended_key_usages", b"extended_key_usages", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "algorithms", b"algorithms", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "created_at", b"created_at", "deadline", b"deadline", "extended_key_usages", b"extended_key_usages", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "response_window_seconds", b"response_window_seconds", "revocation_policy", b"revocation_policy", "state", b"state", "tender_ca_certificate", b"tender_ca_certificate", "tender_certificate", b"tender_certificate", "tender_id", b"tender_id", "title", b"title", "unlock_policy", b"unlock_policy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Tender: _TypeAlias = Tender  # noqa: Y015
+
+@_typing.final
+class UnlockPolicy(_message.Message):
+    """"scheduled": the service itself may use the tender key once the opening time has come
+    and a time-stamping authority proves it. "quorum": the tender key lives on a token of
+    its own whose PIN was generated at creation, split K-of-N and encrypted share by share
+    to the opening officers; nobody holds the PIN. The key opens only when `threshold`
+    officers present their shares after the opening time (proven by the TSA as well).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    OFFICERS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"scheduled" or "quorum" """
+    threshold: _builtins.int
+    """K; 0 for "scheduled" """
+    @_builtins.property
+    def officers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Officer]:
+        """N named officers; empty for "scheduled" """
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        threshold: _builtins.int = ...,
+        officers: _abc.Iterable[Global___Officer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "officers", b"officers", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockPolicy: _TypeAlias = UnlockPolicy  # noqa: Y015
+
+@_typing.final
+class Officer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SHA256_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """the officer's share index, 1..N"""
+    subject: _builtins.str
+    """RFC 4514 subject of the officer's certificate"""
+    certificate_sha256: _builtins.str
+    """hex SHA-256 of the officer's certificate (DER)"""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        subject: _builtins.str = ...,
+        certificate_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_sha256", b"certificate_sha256", "index", b"index", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Officer: _TypeAlias = Officer  # noqa: Y015
 
 @_typing.final
 class GetTenderRequest(_message.Message):
@@ -506,6 +581,9 @@ class CreateTenderRequest(_message.Message):
     REVOCATION_POLICY_FIELD_NUMBER: _builtins.int
     CERTIFICATE_POLICIES_FIELD_NUMBER: _builtins.int
     EXTENDED_KEY_USAGES_FIELD_NUMBER: _builtins.int
+    QUORUM_THRESHOLD_FIELD_NUMBER: _builtins.int
+    OFFICER_CERTIFICATES_FIELD_NUMBER: _builtins.int
+    RESPONSE_WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     title: _builtins.str
     max_envelope_bytes: _builtins.int
@@ -513,6 +591,14 @@ class CreateTenderRequest(_message.Message):
     bid_count_visible: _builtins.bool
     revocation_policy: _builtins.str
     """"require" (default when empty) or "soft-fail" """
+    quorum_threshold: _builtins.int
+    """Quorum custody: K (2..N) and the N officers' certificates (DER, RSA keys with
+    keyEncipherment, issued by the operator CA, distinct persons). Both empty: "scheduled".
+    """
+    response_window_seconds: _builtins.int
+    """How long after the record bidders may confirm or object; 0: the service default
+    (3600 s). The tender key is kept until it closes.
+    """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -529,6 +615,8 @@ class CreateTenderRequest(_message.Message):
     def extended_key_usages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """dotted OIDs; empty: not checked"""
 
+    @_builtins.property
+    def officer_certificates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     def __init__(
         self,
         *,
@@ -542,14 +630,56 @@ class CreateTenderRequest(_message.Message):
         revocation_policy: _builtins.str = ...,
         certificate_policies: _abc.Iterable[_builtins.str] | None = ...,
         extended_key_usages: _abc.Iterable[_builtins.str] | None = ...,
+        quorum_threshold: _builtins.int = ...,
+        officer_certificates: _abc.Iterable[_builtins.bytes] | None = ...,
+        response_window_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "deadline", b"deadline", "extended_key_usages", b"extended_key_usages", "max_envelope_bytes", b"max_envelope_bytes", "opening_time", b"opening_time", "revocation_policy", b"revocation_policy", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_ca_ids", b"accepted_ca_ids", "bid_count_visible", b"bid_count_visible", "certificate_policies", b"certificate_policies", "deadline", b"deadline", "extended_key_usages", b"extended_key_usages", "max_envelope_bytes", b"max_envelope_bytes", "officer_certificates", b"officer_certificates", "opening_time", b"opening_time", "quorum_threshold", b"quorum_threshold", "response_window_seconds", b"response_window_seconds", "revocation_policy", b"revocation_policy", "tender_id", b"tender_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateTenderRequest: _TypeAlias = CreateTenderRequest  # noqa: Y015
+
+@_typing.final
+class RescheduleTenderRequest(_message.Message):
+    """Moving a tender's schedule: recorded in the audit log with the operator and reason.
+    INVALID_ARGUMENT / INVALID_SCHEDULE unless the new opening time is in the future, at or
+    after the new deadline and within the tender certificate's validity, and the new
+    deadline is in the future — or, once the current deadline has passed, unchanged (closed
+    submissions never reopen; the opening may still be postponed). FAILED_PRECONDITION /
+    ALREADY_OPENED after the opening.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    OPENING_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tender_id: _builtins.str
+    reason: _builtins.str
+    """required, at most 500 characters"""
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def opening_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        tender_id: _builtins.str = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        opening_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "opening_time", b"opening_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "opening_time", b"opening_time", "reason", b"reason", "tender_id", b"tender_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RescheduleTenderRequest: _TypeAlias = RescheduleTenderRequest  # noqa: Y015
 
 @_typing.final
 class GetBidCountRequest(_message.Message):
@@ -611,31 +741,487 @@ class OpenTenderRequest(_message.Message):
 Global___OpenTenderRequest: _TypeAlias = OpenTenderRequest  # noqa: Y015
 
 @_typing.final
+class DestroyTenderKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    tender_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tender_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tender_id", b"tender_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DestroyTenderKeyRequest: _TypeAlias = DestroyTenderKeyRequest  # noqa: Y015
+
+@_typing.final
+class GetOfficerShareRequest(_message.Message):
+    """Quorum tenders: an officer fetches its encrypted share (any time) and, after the opening
+    time, presents it decrypted. Both are called with the officer's own client certificate on
+    the operator port; the caller must be one of the tender's named officers
+    (PERMISSION_DENIED / OFFICER_NOT_NAMED), and each officer presents once
+    (ALREADY_EXISTS / SHARE_ALREADY_PRESENTED). Shares are held in memory only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    tender_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tender_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tender_id", b"tender_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOfficerShareRequest: _TypeAlias = GetOfficerShareRequest  # noqa: Y015
+
+@_typing.final
+class OfficerShare(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    SEALED_SHARE_FIELD_NUMBER: _builtins.int
+    tender_id: _builtins.str
+    index: _builtins.int
+    threshold: _builtins.int
+    total: _builtins.int
+    sealed_share: _builtins.bytes
+    """DER CMS EnvelopedData to the officer's certificate; opens with
+    `openssl cms -decrypt -inform DER -inkey officer.key -recip officer.pem`.
+    """
+    def __init__(
+        self,
+        *,
+        tender_id: _builtins.str = ...,
+        index: _builtins.int = ...,
+        threshold: _builtins.int = ...,
+        total: _builtins.int = ...,
+        sealed_share: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "sealed_share", b"sealed_share", "tender_id", b"tender_id", "threshold", b"threshold", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OfficerShare: _TypeAlias = OfficerShare  # noqa: Y015
+
+@_typing.final
+class PresentShareRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    tender_id: _builtins.str
+    share: _builtins.bytes
+    """the decrypted share (canonical JSON, docs/opening-ceremony.md)"""
+    def __init__(
+        self,
+        *,
+        tender_id: _builtins.str = ...,
+        share: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["share", b"share", "tender_id", b"tender_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresentShareRequest: _TypeAlias = PresentShareRequest  # noqa: Y015
+
+@_typing.final
+class PresentShareResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRESENTED_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    presented: _builtins.int
+    """distinct officers whose shares are held now"""
+    threshold: _builtins.int
+    def __init__(
+        self,
+        *,
+        presented: _builtins.int = ...,
+        threshold: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["presented", b"presented", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresentShareResponse: _TypeAlias = PresentShareResponse  # noqa: Y015
+
+@_typing.final
 class OpeningRecord(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENDER_ID_FIELD_NUMBER: _builtins.int
     RECORD_JSON_FIELD_NUMBER: _builtins.int
     RECORD_SHA256_FIELD_NUMBER: _builtins.int
+    RECORD_PDF_FIELD_NUMBER: _builtins.int
+    RESPONSES_FIELD_NUMBER: _builtins.int
+    RESPONSES_CLOSE_AT_FIELD_NUMBER: _builtins.int
+    KEY_DESTROYED_AT_FIELD_NUMBER: _builtins.int
     tender_id: _builtins.str
     record_json: _builtins.str
     """canonical JSON, docs/opening-record.md"""
     record_sha256: _builtins.str
     """hex SHA-256 of record_json's UTF-8 bytes"""
+    record_pdf: _builtins.bytes
+    """The same record as a PDF, PAdES-signed by the platform receipt key with the TSA's
+    signature and document time stamps; record_json is embedded as "opening-record.json".
+    """
+    @_builtins.property
+    def responses(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpeningResponse]:
+        """After the record: bidders' confirmations and objections, in arrival order; when the
+        window for them closes; when the tender key was destroyed on the token (unset: not yet).
+        """
+
+    @_builtins.property
+    def responses_close_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def key_destroyed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         tender_id: _builtins.str = ...,
         record_json: _builtins.str = ...,
         record_sha256: _builtins.str = ...,
+        record_pdf: _builtins.bytes = ...,
+        responses: _abc.Iterable[Global___OpeningResponse] | None = ...,
+        responses_close_at: _timestamp_pb2.Timestamp | None = ...,
+        key_destroyed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key_destroyed_at", b"key_destroyed_at", "responses_close_at", b"responses_close_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_json", b"record_json", "record_sha256", b"record_sha256", "tender_id", b"tender_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_destroyed_at", b"key_destroyed_at", "record_json", b"record_json", "record_pdf", b"record_pdf", "record_sha256", b"record_sha256", "responses", b"responses", "responses_close_at", b"responses_close_at", "tender_id", b"tender_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OpeningRecord: _TypeAlias = OpeningRecord  # noqa: Y015
+
+@_typing.final
+class OpeningResponse(_message.Message):
+    """A bidder's confirmation of, or objection to, the opening record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_ID_FIELD_NUMBER: _builtins.int
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    BID_ID_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    BIDDER_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    SIGNED_STATEMENT_FIELD_NUMBER: _builtins.int
+    response_id: _builtins.str
+    tender_id: _builtins.str
+    bid_id: _builtins.str
+    """the responding bidder's opened bid"""
+    verdict: _builtins.str
+    """"confirm" or "object" """
+    text: _builtins.str
+    """the bidder's words (objections must say why)"""
+    bidder: _builtins.str
+    """organisation, from the signer's certificate"""
+    signed_statement: _builtins.bytes
+    """what the bidder signed (docs/bid-format.md)"""
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        response_id: _builtins.str = ...,
+        tender_id: _builtins.str = ...,
+        bid_id: _builtins.str = ...,
+        verdict: _builtins.str = ...,
+        text: _builtins.str = ...,
+        bidder: _builtins.str = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+        signed_statement: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_id", b"bid_id", "bidder", b"bidder", "received_at", b"received_at", "response_id", b"response_id", "signed_statement", b"signed_statement", "tender_id", b"tender_id", "text", b"text", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningResponse: _TypeAlias = OpeningResponse  # noqa: Y015
+
+@_typing.final
+class WatchOpeningRequest(_message.Message):
+    """A live view of one tender's opening for the opening-room console (operator port) and
+    read-only observers: first a snapshot, then each step as it happens. Before the opening
+    time it carries no bid count and no bidder identity.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    tender_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tender_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tender_id", b"tender_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchOpeningRequest: _TypeAlias = WatchOpeningRequest  # noqa: Y015
+
+@_typing.final
+class OpeningEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    SHARE_PRESENTED_FIELD_NUMBER: _builtins.int
+    TIME_PROVEN_FIELD_NUMBER: _builtins.int
+    BID_OPENED_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """0 for the snapshot; then per tender and service process, from 1"""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """the service clock"""
+
+    @_builtins.property
+    def snapshot(self) -> Global___OpeningSnapshot:
+        """always the first event of a stream"""
+
+    @_builtins.property
+    def share_presented(self) -> Global___SharePresented: ...
+    @_builtins.property
+    def time_proven(self) -> Global___TimeProven: ...
+    @_builtins.property
+    def bid_opened(self) -> Global___BidOpened: ...
+    @_builtins.property
+    def finished(self) -> Global___OpeningFinished: ...
+    @_builtins.property
+    def failed(self) -> Global___OpeningFailed: ...
+    @_builtins.property
+    def response(self) -> Global___OpeningResponse:
+        """a bidder confirmed or objected"""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        snapshot: Global___OpeningSnapshot | None = ...,
+        share_presented: Global___SharePresented | None = ...,
+        time_proven: Global___TimeProven | None = ...,
+        bid_opened: Global___BidOpened | None = ...,
+        finished: Global___OpeningFinished | None = ...,
+        failed: Global___OpeningFailed | None = ...,
+        response: Global___OpeningResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bid_opened", b"bid_opened", "event", b"event", "failed", b"failed", "finished", b"finished", "response", b"response", "share_presented", b"share_presented", "snapshot", b"snapshot", "time_proven", b"time_proven"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bid_opened", b"bid_opened", "event", b"event", "failed", b"failed", "finished", b"finished", "response", b"response", "seq", b"seq", "share_presented", b"share_presented", "snapshot", b"snapshot", "time_proven", b"time_proven"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "share_presented", "time_proven", "bid_opened", "finished", "failed", "response"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___OpeningEvent: _TypeAlias = OpeningEvent  # noqa: Y015
+
+@_typing.final
+class OpeningSnapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OPENING_TIME_FIELD_NUMBER: _builtins.int
+    UNLOCK_KIND_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    OFFICERS_FIELD_NUMBER: _builtins.int
+    PRESENTED_INDICES_FIELD_NUMBER: _builtins.int
+    tender_id: _builtins.str
+    title: _builtins.str
+    state: Global___TenderState.ValueType
+    unlock_kind: _builtins.str
+    """"scheduled" or "quorum" """
+    threshold: _builtins.int
+    @_builtins.property
+    def opening_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def officers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Officer]: ...
+    @_builtins.property
+    def presented_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """officers whose shares are held now"""
+
+    def __init__(
+        self,
+        *,
+        tender_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        state: Global___TenderState.ValueType = ...,
+        opening_time: _timestamp_pb2.Timestamp | None = ...,
+        unlock_kind: _builtins.str = ...,
+        threshold: _builtins.int = ...,
+        officers: _abc.Iterable[Global___Officer] | None = ...,
+        presented_indices: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["opening_time", b"opening_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["officers", b"officers", "opening_time", b"opening_time", "presented_indices", b"presented_indices", "state", b"state", "tender_id", b"tender_id", "threshold", b"threshold", "title", b"title", "unlock_kind", b"unlock_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningSnapshot: _TypeAlias = OpeningSnapshot  # noqa: Y015
+
+@_typing.final
+class SharePresented(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    PRESENTED_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    subject: _builtins.str
+    presented: _builtins.int
+    threshold: _builtins.int
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        subject: _builtins.str = ...,
+        presented: _builtins.int = ...,
+        threshold: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "presented", b"presented", "subject", b"subject", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SharePresented: _TypeAlias = SharePresented  # noqa: Y015
+
+@_typing.final
+class TimeProven(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TSA_TIME_FIELD_NUMBER: _builtins.int
+    TSA_TOKEN_SHA256_FIELD_NUMBER: _builtins.int
+    tsa_token_sha256: _builtins.str
+    @_builtins.property
+    def tsa_time(self) -> _timestamp_pb2.Timestamp:
+        """genTime of the TSA token over the opening request"""
+
+    def __init__(
+        self,
+        *,
+        tsa_time: _timestamp_pb2.Timestamp | None = ...,
+        tsa_token_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tsa_time", b"tsa_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tsa_time", b"tsa_time", "tsa_token_sha256", b"tsa_token_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeProven: _TypeAlias = TimeProven  # noqa: Y015
+
+@_typing.final
+class BidOpened(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BID_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    BIDDER_FIELD_NUMBER: _builtins.int
+    bid_id: _builtins.str
+    status: _builtins.str
+    """the record's per-bid status, e.g. "OPENED" """
+    position: _builtins.int
+    """1-based, in log order"""
+    total: _builtins.int
+    """current bids being opened"""
+    bidder: _builtins.str
+    """organisation, known once decrypted"""
+    def __init__(
+        self,
+        *,
+        bid_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        position: _builtins.int = ...,
+        total: _builtins.int = ...,
+        bidder: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_id", b"bid_id", "bidder", b"bidder", "position", b"position", "status", b"status", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BidOpened: _TypeAlias = BidOpened  # noqa: Y015
+
+@_typing.final
+class OpeningFinished(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def record(self) -> Global___OpeningRecord: ...
+    def __init__(
+        self,
+        *,
+        record: Global___OpeningRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningFinished: _TypeAlias = OpeningFinished  # noqa: Y015
+
+@_typing.final
+class OpeningFailed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """the stable error code"""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningFailed: _TypeAlias = OpeningFailed  # noqa: Y015
 
 @_typing.final
 class GetOpeningRecordRequest(_message.Message):
@@ -655,6 +1241,58 @@ class GetOpeningRecordRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetOpeningRecordRequest: _TypeAlias = GetOpeningRecordRequest  # noqa: Y015
+
+@_typing.final
+class WatchAsBidderRequest(_message.Message):
+    """--- Bidders at the opening (public port) ----------------------------------------------
+    Bidders have no client certificate on the public port; they prove who they are by
+    signing each request (CMS SignedData, attached, signingTime within the skew limit) with
+    the certificate they bid with. A signer who has no bid in the tender is refused with
+    PERMISSION_DENIED / NOT_A_BIDDER; nothing in the refusal says whether others bid.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNED_REQUEST_FIELD_NUMBER: _builtins.int
+    signed_request: _builtins.bytes
+    """signs {"format":"sealed-bid/watch-opening/v1","tender_id":...}"""
+    def __init__(
+        self,
+        *,
+        signed_request: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signed_request", b"signed_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchAsBidderRequest: _TypeAlias = WatchAsBidderRequest  # noqa: Y015
+
+@_typing.final
+class RespondToRecordRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNED_STATEMENT_FIELD_NUMBER: _builtins.int
+    signed_statement: _builtins.bytes
+    """signs {"format":"sealed-bid/opening-response/v1","tender_id":...,"record_sha256":...,
+           "verdict":"confirm"|"object","text":...}; FAILED_PRECONDITION /
+    RESPONSE_WINDOW_CLOSED outside the tender's window, FAILED_PRECONDITION /
+    RECORD_NOT_FOUND before the record exists, INVALID_ARGUMENT / RECORD_MISMATCH if
+    record_sha256 is not the record's.
+    """
+    def __init__(
+        self,
+        *,
+        signed_statement: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signed_statement", b"signed_statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RespondToRecordRequest: _TypeAlias = RespondToRecordRequest  # noqa: Y015
 
 @_typing.final
 class PublishCrlRequest(_message.Message):

@@ -312,6 +312,11 @@ class TenderAdminStub:
                 request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.CreateTenderRequest.SerializeToString,
                 response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.Tender.FromString,
                 _registered_method=True)
+        self.RescheduleTender = channel.unary_unary(
+                '/sealed_bid.v1.TenderAdmin/RescheduleTender',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.RescheduleTenderRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.Tender.FromString,
+                _registered_method=True)
         self.GetBidCount = channel.unary_unary(
                 '/sealed_bid.v1.TenderAdmin/GetBidCount',
                 request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.GetBidCountRequest.SerializeToString,
@@ -323,6 +328,12 @@ class TenderAdminServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateTender(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleTender(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -342,6 +353,11 @@ def add_TenderAdminServicer_to_server(servicer, server):
             'CreateTender': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTender,
                     request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.CreateTenderRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.Tender.SerializeToString,
+            ),
+            'RescheduleTender': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleTender,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.RescheduleTenderRequest.FromString,
                     response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.Tender.SerializeToString,
             ),
             'GetBidCount': grpc.unary_unary_rpc_method_handler(
@@ -376,6 +392,33 @@ class TenderAdmin:
             target,
             '/sealed_bid.v1.TenderAdmin/CreateTender',
             sealed__bid_dot_v1_dot_sealed__bid__pb2.CreateTenderRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.Tender.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleTender(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.TenderAdmin/RescheduleTender',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.RescheduleTenderRequest.SerializeToString,
             sealed__bid_dot_v1_dot_sealed__bid__pb2.Tender.FromString,
             options,
             channel_credentials,
@@ -429,14 +472,55 @@ class OpeningStub:
                 request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpenTenderRequest.SerializeToString,
                 response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningRecord.FromString,
                 _registered_method=True)
+        self.GetOfficerShare = channel.unary_unary(
+                '/sealed_bid.v1.Opening/GetOfficerShare',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.GetOfficerShareRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OfficerShare.FromString,
+                _registered_method=True)
+        self.DestroyTenderKey = channel.unary_unary(
+                '/sealed_bid.v1.Opening/DestroyTenderKey',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.DestroyTenderKeyRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningRecord.FromString,
+                _registered_method=True)
+        self.PresentShare = channel.unary_unary(
+                '/sealed_bid.v1.Opening/PresentShare',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PresentShareRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PresentShareResponse.FromString,
+                _registered_method=True)
 
 
 class OpeningServicer:
     """Missing associated documentation comment in .proto file."""
 
     def OpenTender(self, request, context):
-        """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, without any
-        use of the tender key. Idempotent afterwards: a second call returns the same record.
+        """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, and with
+        FAILED_PRECONDITION / OPENING_TIME_NOT_PROVEN when the time-stamping authority's time is
+        before it, without any use of the tender key; for a quorum tender also with
+        FAILED_PRECONDITION / QUORUM_NOT_MET until `threshold` officers have presented shares.
+        Idempotent afterwards: a second call returns the same record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOfficerShare(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DestroyTenderKey(self, request, context):
+        """Destroy the tender key on its token (C_DestroyObject) once the record exists and the
+        response window has closed (FAILED_PRECONDITION / RESPONSE_WINDOW_OPEN before); a
+        quorum tender's key needs `threshold` presented shares again (QUORUM_NOT_MET).
+        Idempotent; the record then shows key_destroyed_at.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PresentShare(self, request, context):
+        """NOT_YET_OPEN before the opening time (shares are never collected early).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -449,6 +533,21 @@ def add_OpeningServicer_to_server(servicer, server):
                     servicer.OpenTender,
                     request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpenTenderRequest.FromString,
                     response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningRecord.SerializeToString,
+            ),
+            'GetOfficerShare': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOfficerShare,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.GetOfficerShareRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OfficerShare.SerializeToString,
+            ),
+            'DestroyTenderKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DestroyTenderKey,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.DestroyTenderKeyRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningRecord.SerializeToString,
+            ),
+            'PresentShare': grpc.unary_unary_rpc_method_handler(
+                    servicer.PresentShare,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PresentShareRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.PresentShareResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -478,6 +577,277 @@ class Opening:
             '/sealed_bid.v1.Opening/OpenTender',
             sealed__bid_dot_v1_dot_sealed__bid__pb2.OpenTenderRequest.SerializeToString,
             sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOfficerShare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.Opening/GetOfficerShare',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.GetOfficerShareRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.OfficerShare.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DestroyTenderKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.Opening/DestroyTenderKey',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.DestroyTenderKeyRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PresentShare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.Opening/PresentShare',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.PresentShareRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.PresentShareResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class OpeningWatchStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.WatchOpening = channel.unary_stream(
+                '/sealed_bid.v1.OpeningWatch/WatchOpening',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.WatchOpeningRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningEvent.FromString,
+                _registered_method=True)
+
+
+class OpeningWatchServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def WatchOpening(self, request, context):
+        """PERMISSION_DENIED / OPERATOR_REQUIRED without an operator or observer certificate;
+        NOT_FOUND / TENDER_NOT_FOUND for an unknown tender. Ends when the client cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_OpeningWatchServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'WatchOpening': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOpening,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.WatchOpeningRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningEvent.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sealed_bid.v1.OpeningWatch', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sealed_bid.v1.OpeningWatch', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class OpeningWatch:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def WatchOpening(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sealed_bid.v1.OpeningWatch/WatchOpening',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.WatchOpeningRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class BidderOpeningStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.WatchAsBidder = channel.unary_stream(
+                '/sealed_bid.v1.BidderOpening/WatchAsBidder',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.WatchAsBidderRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningEvent.FromString,
+                _registered_method=True)
+        self.RespondToRecord = channel.unary_unary(
+                '/sealed_bid.v1.BidderOpening/RespondToRecord',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.RespondToRecordRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningResponse.FromString,
+                _registered_method=True)
+
+
+class BidderOpeningServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def WatchAsBidder(self, request, context):
+        """The same events as OpeningWatch.WatchOpening, for a bidder of this tender.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RespondToRecord(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BidderOpeningServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'WatchAsBidder': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAsBidder,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.WatchAsBidderRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningEvent.SerializeToString,
+            ),
+            'RespondToRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondToRecord,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.RespondToRecordRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sealed_bid.v1.BidderOpening', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sealed_bid.v1.BidderOpening', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BidderOpening:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def WatchAsBidder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sealed_bid.v1.BidderOpening/WatchAsBidder',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.WatchAsBidderRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondToRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.BidderOpening/RespondToRecord',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.RespondToRecordRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -118,6 +118,7 @@ class TenderAdminStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TenderAdminAsyncStub: ...
     CreateTender: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.CreateTenderRequest, _sealed_bid_pb2.Tender]
+    RescheduleTender: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.RescheduleTenderRequest, _sealed_bid_pb2.Tender]
     GetBidCount: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.GetBidCountRequest, _sealed_bid_pb2.GetBidCountResponse]
     """Refused with PERMISSION_DENIED / COUNT_HIDDEN before the opening unless the tender's
     policy allows it.
@@ -127,6 +128,7 @@ class TenderAdminStub:
 class TenderAdminAsyncStub(TenderAdminStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateTender: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.CreateTenderRequest, _sealed_bid_pb2.Tender]  # type: ignore[assignment]
+    RescheduleTender: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.RescheduleTenderRequest, _sealed_bid_pb2.Tender]  # type: ignore[assignment]
     GetBidCount: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.GetBidCountRequest, _sealed_bid_pb2.GetBidCountResponse]  # type: ignore[assignment]
     """Refused with PERMISSION_DENIED / COUNT_HIDDEN before the opening unless the tender's
     policy allows it.
@@ -137,6 +139,13 @@ class TenderAdminServicer(metaclass=_abc_1.ABCMeta):
     def CreateTender(
         self,
         request: _sealed_bid_pb2.CreateTenderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.Tender, _abc.Awaitable[_sealed_bid_pb2.Tender]]: ...
+
+    @_abc_1.abstractmethod
+    def RescheduleTender(
+        self,
+        request: _sealed_bid_pb2.RescheduleTenderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sealed_bid_pb2.Tender, _abc.Awaitable[_sealed_bid_pb2.Tender]]: ...
 
@@ -158,17 +167,41 @@ class OpeningStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OpeningAsyncStub: ...
     OpenTender: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.OpenTenderRequest, _sealed_bid_pb2.OpeningRecord]
-    """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, without any
-    use of the tender key. Idempotent afterwards: a second call returns the same record.
+    """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, and with
+    FAILED_PRECONDITION / OPENING_TIME_NOT_PROVEN when the time-stamping authority's time is
+    before it, without any use of the tender key; for a quorum tender also with
+    FAILED_PRECONDITION / QUORUM_NOT_MET until `threshold` officers have presented shares.
+    Idempotent afterwards: a second call returns the same record.
     """
+    GetOfficerShare: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.GetOfficerShareRequest, _sealed_bid_pb2.OfficerShare]
+    DestroyTenderKey: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.DestroyTenderKeyRequest, _sealed_bid_pb2.OpeningRecord]
+    """Destroy the tender key on its token (C_DestroyObject) once the record exists and the
+    response window has closed (FAILED_PRECONDITION / RESPONSE_WINDOW_OPEN before); a
+    quorum tender's key needs `threshold` presented shares again (QUORUM_NOT_MET).
+    Idempotent; the record then shows key_destroyed_at.
+    """
+    PresentShare: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.PresentShareRequest, _sealed_bid_pb2.PresentShareResponse]
+    """NOT_YET_OPEN before the opening time (shares are never collected early)."""
 
 @_typing.type_check_only
 class OpeningAsyncStub(OpeningStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     OpenTender: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.OpenTenderRequest, _sealed_bid_pb2.OpeningRecord]  # type: ignore[assignment]
-    """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, without any
-    use of the tender key. Idempotent afterwards: a second call returns the same record.
+    """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, and with
+    FAILED_PRECONDITION / OPENING_TIME_NOT_PROVEN when the time-stamping authority's time is
+    before it, without any use of the tender key; for a quorum tender also with
+    FAILED_PRECONDITION / QUORUM_NOT_MET until `threshold` officers have presented shares.
+    Idempotent afterwards: a second call returns the same record.
     """
+    GetOfficerShare: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.GetOfficerShareRequest, _sealed_bid_pb2.OfficerShare]  # type: ignore[assignment]
+    DestroyTenderKey: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.DestroyTenderKeyRequest, _sealed_bid_pb2.OpeningRecord]  # type: ignore[assignment]
+    """Destroy the tender key on its token (C_DestroyObject) once the record exists and the
+    response window has closed (FAILED_PRECONDITION / RESPONSE_WINDOW_OPEN before); a
+    quorum tender's key needs `threshold` presented shares again (QUORUM_NOT_MET).
+    Idempotent; the record then shows key_destroyed_at.
+    """
+    PresentShare: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.PresentShareRequest, _sealed_bid_pb2.PresentShareResponse]  # type: ignore[assignment]
+    """NOT_YET_OPEN before the opening time (shares are never collected early)."""
 
 class OpeningServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -177,11 +210,106 @@ class OpeningServicer(metaclass=_abc_1.ABCMeta):
         request: _sealed_bid_pb2.OpenTenderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sealed_bid_pb2.OpeningRecord, _abc.Awaitable[_sealed_bid_pb2.OpeningRecord]]:
-        """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, without any
-        use of the tender key. Idempotent afterwards: a second call returns the same record.
+        """Refused with FAILED_PRECONDITION / NOT_YET_OPEN before the opening time, and with
+        FAILED_PRECONDITION / OPENING_TIME_NOT_PROVEN when the time-stamping authority's time is
+        before it, without any use of the tender key; for a quorum tender also with
+        FAILED_PRECONDITION / QUORUM_NOT_MET until `threshold` officers have presented shares.
+        Idempotent afterwards: a second call returns the same record.
         """
 
+    @_abc_1.abstractmethod
+    def GetOfficerShare(
+        self,
+        request: _sealed_bid_pb2.GetOfficerShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.OfficerShare, _abc.Awaitable[_sealed_bid_pb2.OfficerShare]]: ...
+
+    @_abc_1.abstractmethod
+    def DestroyTenderKey(
+        self,
+        request: _sealed_bid_pb2.DestroyTenderKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.OpeningRecord, _abc.Awaitable[_sealed_bid_pb2.OpeningRecord]]:
+        """Destroy the tender key on its token (C_DestroyObject) once the record exists and the
+        response window has closed (FAILED_PRECONDITION / RESPONSE_WINDOW_OPEN before); a
+        quorum tender's key needs `threshold` presented shares again (QUORUM_NOT_MET).
+        Idempotent; the record then shows key_destroyed_at.
+        """
+
+    @_abc_1.abstractmethod
+    def PresentShare(
+        self,
+        request: _sealed_bid_pb2.PresentShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.PresentShareResponse, _abc.Awaitable[_sealed_bid_pb2.PresentShareResponse]]:
+        """NOT_YET_OPEN before the opening time (shares are never collected early)."""
+
 def add_OpeningServicer_to_server(servicer: OpeningServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class OpeningWatchStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> OpeningWatchAsyncStub: ...
+    WatchOpening: _grpc.UnaryStreamMultiCallable[_sealed_bid_pb2.WatchOpeningRequest, _sealed_bid_pb2.OpeningEvent]
+    """PERMISSION_DENIED / OPERATOR_REQUIRED without an operator or observer certificate;
+    NOT_FOUND / TENDER_NOT_FOUND for an unknown tender. Ends when the client cancels.
+    """
+
+@_typing.type_check_only
+class OpeningWatchAsyncStub(OpeningWatchStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    WatchOpening: _aio.UnaryStreamMultiCallable[_sealed_bid_pb2.WatchOpeningRequest, _sealed_bid_pb2.OpeningEvent]  # type: ignore[assignment]
+    """PERMISSION_DENIED / OPERATOR_REQUIRED without an operator or observer certificate;
+    NOT_FOUND / TENDER_NOT_FOUND for an unknown tender. Ends when the client cancels.
+    """
+
+class OpeningWatchServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def WatchOpening(
+        self,
+        request: _sealed_bid_pb2.WatchOpeningRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_sealed_bid_pb2.OpeningEvent], _abc.AsyncIterator[_sealed_bid_pb2.OpeningEvent]]:
+        """PERMISSION_DENIED / OPERATOR_REQUIRED without an operator or observer certificate;
+        NOT_FOUND / TENDER_NOT_FOUND for an unknown tender. Ends when the client cancels.
+        """
+
+def add_OpeningWatchServicer_to_server(servicer: OpeningWatchServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class BidderOpeningStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> BidderOpeningAsyncStub: ...
+    WatchAsBidder: _grpc.UnaryStreamMultiCallable[_sealed_bid_pb2.WatchAsBidderRequest, _sealed_bid_pb2.OpeningEvent]
+    """The same events as OpeningWatch.WatchOpening, for a bidder of this tender."""
+    RespondToRecord: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.RespondToRecordRequest, _sealed_bid_pb2.OpeningResponse]
+
+@_typing.type_check_only
+class BidderOpeningAsyncStub(BidderOpeningStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    WatchAsBidder: _aio.UnaryStreamMultiCallable[_sealed_bid_pb2.WatchAsBidderRequest, _sealed_bid_pb2.OpeningEvent]  # type: ignore[assignment]
+    """The same events as OpeningWatch.WatchOpening, for a bidder of this tender."""
+    RespondToRecord: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.RespondToRecordRequest, _sealed_bid_pb2.OpeningResponse]  # type: ignore[assignment]
+
+class BidderOpeningServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def WatchAsBidder(
+        self,
+        request: _sealed_bid_pb2.WatchAsBidderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_sealed_bid_pb2.OpeningEvent], _abc.AsyncIterator[_sealed_bid_pb2.OpeningEvent]]:
+        """The same events as OpeningWatch.WatchOpening, for a bidder of this tender."""
+
+    @_abc_1.abstractmethod
+    def RespondToRecord(
+        self,
+        request: _sealed_bid_pb2.RespondToRecordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.OpeningResponse, _abc.Awaitable[_sealed_bid_pb2.OpeningResponse]]: ...
+
+def add_BidderOpeningServicer_to_server(servicer: BidderOpeningServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class RecordsStub:
     @_typing.overload

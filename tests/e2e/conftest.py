@@ -1,12 +1,15 @@
-"""One real service for the end-to-end tests: a SoftHSM2 token, the dev PKI, SQLite, and
-a real gRPC server with TLS on 127.0.0.1, built once per session. The clock is a
-ManualClock — the only thing these tests control directly."""
+"""One real service for the end-to-end tests: a SoftHSM2 token, the dev PKI, SQLite, a
+real gRPC server with TLS on 127.0.0.1 and a real RFC 3161 time-stamping authority over
+HTTP on 127.0.0.1, built once per session. The clock is a ManualClock — the only thing
+these tests control directly; the TSA follows it, shifted by ``Service.tsa_skew`` (a test
+that sets it negative plays a service whose own clock runs ahead of the true time)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from sealed_bid.devpki import DevPki
 from sealed_bid.domain.bid_form import BidForm
 from sealed_bid.domain.clock import ManualClock
 from sealed_bid.domain.ids import TenderId
+from sealed_bid.timestamping.dev_tsa import DevTsaServer, load_dev_tsa, load_dev_tsa_signer
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
 
@@ -73,6 +77,17 @@ class Service:
     observer: SealedBidClient
     authority: AuthorityClient
     """The dev bidder CA's authority (OU=ca-authority) on the authority port."""
+    tsa: DevTsaServer
+    skew: list[timedelta] = field(default_factory=lambda: [timedelta(0)])
+    """[0]: how far the TSA's time lies from the service clock (negative: behind it)."""
+
+    @property
+    def tsa_skew(self) -> timedelta:
+        return self.skew[0]
+
+    @tsa_skew.setter
+    def tsa_skew(self, value: timedelta) -> None:
+        self.skew[0] = value
 
     def authority_client(self, key_pem: bytes, chain_pem: bytes) -> AuthorityClient:
         """Another client of the authority port, with the given client certificate."""
@@ -84,9 +99,14 @@ class Service:
 
 @pytest.fixture(scope="session")
 def service(e2e_settings: Settings, session_start: datetime) -> Iterator[Service]:
-    settings = e2e_settings
-    pki = init_local(settings, session_start)
+    pki = init_local(e2e_settings, session_start)
     clock = ManualClock(session_start)
+    skew = [timedelta(0)]
+    tsa = DevTsaServer(
+        load_dev_tsa_signer(load_dev_tsa(e2e_settings.pki_path / "tsa")),
+        clock=lambda: clock.now() + skew[0],
+    ).start()
+    settings = dataclasses.replace(e2e_settings, tsa_url=tsa.url)
     app = open_application(settings, clock)
     server = build_server(app, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
     server.start()
@@ -110,11 +130,14 @@ def service(e2e_settings: Settings, session_start: datetime) -> Iterator[Service
         pki.bidder_authority.key.read_bytes(),
         pki.bidder_authority.cert.read_bytes(),
     )
-    yield Service(settings, pki, clock, app, server, bidder, operator, observer, authority)
+    yield Service(
+        settings, pki, clock, app, server, bidder, operator, observer, authority, tsa, skew
+    )
     for client in (bidder, operator, observer, authority):
         client.close()
     server.stop()
     app.close()
+    tsa.stop()
 
 
 _ids = itertools.count(1)
@@ -174,3 +197,12 @@ def seal_for(
         oaep_hash="sha1",
         signing_time=signing_time or service.clock.now(),
     )
+
+
+@pytest.fixture
+def clock_restored(service: Service) -> Iterator[None]:
+    """Put the shared clock back after a test that moves it past an opening time: tests
+    that sign with the real time (the openssl CLI) need it near the real time."""
+    saved = service.clock.now()
+    yield
+    service.clock.set(saved)

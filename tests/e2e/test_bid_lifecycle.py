@@ -79,7 +79,8 @@ def test_full_lifecycle_opens_current_bids_only(service: Service, tmp_path: Path
         assert opened[alpha_company]["form"]["price"] == "850000.00"
         assert opened[beta_company]["envelope_sha256"] == beta.sha256
         assert [b["status"] for b in data["not_opened"]] == ["REPLACED"]
-        assert service.app.context.token.private_key_uses[tid] == 2
+        # Two current bids, two key uses each: the sealed signer identity, the envelope.
+        assert service.app.context.token.private_key_uses[tid] == 4
         again = service.bidder.get_record(tid)
         assert again.record_sha256 == record.record_sha256
         assert beta_result.receipt.content.bid_id in record.record_json

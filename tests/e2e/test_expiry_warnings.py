@@ -10,10 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from sealed_bid.crypto.envelope import seal_envelope
 from sealed_bid.crypto.signed_data import sign_attached, sign_detached
 from sealed_bid.service.expiry import expiring_signers
+from sealed_bid.storage.db import unit_of_work
+from sealed_bid.storage.models import CertificateExpiry
+from sealed_bid.storage.repository import Repository
 from tests.cli.conftest import cli_env, run_cli
 from tests.e2e.conftest import Service, new_tender, seal_for
 from tests.e2e.support import new_dev_bidder
@@ -39,10 +43,20 @@ def test_a_signer_expiring_before_the_opening_is_reported_and_the_bid_still_open
     bid_id = service.bidder.submit_bid(tender.tender_id, path, signature).receipt.content.bid_id
 
     ctx = service.app.context
-    warnings = [w for w in expiring_signers(ctx.engine, ctx.blobs) if w.bid_id == bid_id]
+    warnings = [w for w in expiring_signers(ctx.engine) if w.bid_id == bid_id]
     assert len(warnings) == 1 and warnings[0].end_entity
-    assert warnings[0].expires_at < warnings[0].opening_time
+    # Decided at submission; the row keeps the answer, not the certificate's notAfter.
+    with unit_of_work(ctx.engine, read_only=True) as session:
+        stored = Repository(session).get_bid(bid_id).expires_before_opening
+    assert stored == CertificateExpiry.SIGNER
+    not_after = x509.load_der_x509_certificate(theta.certificate_der).not_valid_after_utc
     assert "Theta" not in warnings[0].line()
+    assert not_after.isoformat() not in warnings[0].line()
+    alpha = seal_for(service, tender, "alpha", tmp_path / "alpha")
+    alpha_id = service.bidder.submit_bid(
+        tender.tender_id, alpha.envelope_path, alpha.outer_signature_der
+    ).receipt.content.bid_id
+    assert not [w for w in expiring_signers(ctx.engine) if w.bid_id == alpha_id]
 
     report = run_cli(
         "ca", "sync", "--once", "--state-dir", service.settings.state_dir,

@@ -4,14 +4,15 @@ The token counts every call of its only tender-key operation; these tests prove 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from sealed_bid.domain.ids import TenderId
-from sealed_bid.errors import NotYetOpen
-from sealed_bid.service.tender_keys import TenderKeyAccess
+from sealed_bid.errors import NotYetOpen, OpeningTimeNotProven
+from sealed_bid.service.tender_keys import PlatformTenderKey, TenderKeyAccess
+from sealed_bid.service.time_proof import TimeProof
 from sealed_bid.storage.db import unit_of_work
 from sealed_bid.storage.repository import Repository
 from tests.e2e.conftest import Service, new_tender, seal_for
@@ -48,19 +49,54 @@ def test_the_opening_service_called_directly_refuses_before_the_opening_time(
     assert _key_uses(service, sealed_tender) == 0
 
 
+def _proof(tender_id: str, gen_time: datetime) -> TimeProof:
+    """A proof as if a TSA had said ``gen_time`` (the guard must not trust it blindly)."""
+    return TimeProof(
+        proof_id=0,
+        tender_id=TenderId(tender_id),
+        gen_time=gen_time,
+        request_json="{}",
+        request_sha256="0" * 64,
+        token_der=b"",
+    )
+
+
 def test_key_access_cannot_be_created_before_the_opening_time(
     service: Service, sealed_tender: str
 ) -> None:
     tender = service.app.services.tenders.get(sealed_tender)
+    tid = TenderId(sealed_tender)
+    key = PlatformTenderKey(service.app.context.token, tid)
     saved = service.clock.now()
-    service.clock.set(tender.opening_time - timedelta(microseconds=1))
     try:
+        # The clock says before: refused, whatever a proof claims.
+        service.clock.set(tender.opening_time - timedelta(microseconds=1))
         with pytest.raises(NotYetOpen):
             TenderKeyAccess(
-                service.app.context.token,
-                TenderId(sealed_tender),
+                key,
+                tid,
                 tender.opening_time,
                 service.clock,
+                _proof(sealed_tender, tender.opening_time + timedelta(hours=1)),
+            )
+        # The clock says after, the TSA's time is before: refused.
+        service.clock.set(tender.opening_time + timedelta(hours=1))
+        with pytest.raises(OpeningTimeNotProven):
+            TenderKeyAccess(
+                key,
+                tid,
+                tender.opening_time,
+                service.clock,
+                _proof(sealed_tender, tender.opening_time - timedelta(microseconds=1)),
+            )
+        # A proof for another tender proves nothing for this one.
+        with pytest.raises(OpeningTimeNotProven):
+            TenderKeyAccess(
+                key,
+                tid,
+                tender.opening_time,
+                service.clock,
+                _proof("another-tender", tender.opening_time + timedelta(hours=1)),
             )
     finally:
         service.clock.set(saved)
@@ -78,5 +114,6 @@ def test_at_the_opening_time_exactly_the_tender_opens_and_each_use_is_journalled
     finally:
         service.clock.set(saved)
     assert '"status":"OPENED"' in record.record_json
-    assert service.app.context.token.private_key_uses[sealed_tender] == 1
-    assert _key_uses(service, sealed_tender) == 1
+    # One bid, two key uses (its sealed signer identity, its envelope), each journalled.
+    assert service.app.context.token.private_key_uses[sealed_tender] == 2
+    assert _key_uses(service, sealed_tender) == 2

@@ -110,4 +110,5 @@ def test_an_older_envelope_after_a_newer_one_is_BID_REPLAYED_and_the_newer_stays
     assert [(b["bid_id"], b["status"]) for b in record["not_opened"]] == [
         (older_result.receipt.content.bid_id, "REPLACED")
     ]
-    assert service.app.context.token.private_key_uses[tid] == 2
+    # Two current bids, two key uses each: the sealed signer identity, the envelope.
+    assert service.app.context.token.private_key_uses[tid] == 4

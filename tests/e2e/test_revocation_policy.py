@@ -111,7 +111,17 @@ def test_soft_fail_accepts_and_records_the_warning(
     assert tender.revocation_policy == "soft-fail"
     bid_id = _submit(service, tender, bidder, tmp_path)
     with unit_of_work(service.app.context.engine, read_only=True) as session:
-        record = json.loads(Repository(session).get_bid(bid_id).validation_json)
+        assert Repository(session).get_bid(bid_id).validation_json is None  # sealed
+    start = service.clock.now()
+    service.clock.advance(timedelta(hours=2))
+    try:
+        service.operator.open_tender(tender.tender_id)  # unseals it (ADR 0016)
+    finally:
+        service.clock.set(start)
+    with unit_of_work(service.app.context.engine, read_only=True) as session:
+        stored = Repository(session).get_bid(bid_id).validation_json
+    assert stored is not None
+    record = json.loads(stored)
     assert record["policy"]["revocation"] == "soft-fail"
     assert record["warnings"], "the missing revocation information is recorded"
     assert record["evidence"] == []

@@ -755,4 +755,5 @@ def test_after_every_refusal_a_normal_bid_is_accepted_and_both_open_intact(
     alpha = opened[alpha_accepted.content.bid_id]
     assert alpha["form"]["price"] == "777.00"
     assert alpha["envelope_sha256"] == alpha_accepted.content.envelope_sha256
-    assert service.app.context.token.private_key_uses[tender.tender_id] == 2
+    # Two current bids, two key uses each: the sealed signer identity, the envelope.
+    assert service.app.context.token.private_key_uses[tender.tender_id] == 4

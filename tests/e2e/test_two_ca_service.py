@@ -148,9 +148,19 @@ def _refusal(two_ca: TwoCaService, tender: pb.Tender, name: str, work: Path) -> 
     return refused.value
 
 
-def _validation_record(service: Service, bid_id: str) -> dict[str, object]:
+def _validation_record(service: Service, tender: pb.Tender, bid_id: str) -> dict[str, object]:
+    """The bid's validation record, sealed until the opening (ADR 0016): open the tender
+    (its opening time is 2 h from its creation), then put the clock back."""
+    start = service.clock.now()
+    service.clock.advance(timedelta(hours=2, seconds=1))
+    try:
+        service.operator.open_tender(tender.tender_id)
+    finally:
+        service.clock.set(start)
     with unit_of_work(service.app.context.engine, read_only=True) as session:
-        record: dict[str, object] = json.loads(Repository(session).get_bid(bid_id).validation_json)
+        stored = Repository(session).get_bid(bid_id).validation_json
+    assert stored is not None, "the opening keeps the unsealed record"
+    record: dict[str, object] = json.loads(stored)
     return record
 
 
@@ -170,7 +180,7 @@ def test_good_bidders_of_both_cas_are_accepted_with_stored_evidence(
 
     bid_id = _submit(two_ca, tender, name, tmp_path)
 
-    record = _validation_record(two_ca.service, bid_id)
+    record = _validation_record(two_ca.service, tender, bid_id)
     assert record["ca_id"] == ca_id
     assert record["warnings"] == []
     assert record["evidence"], "the CRL / OCSP evidence is stored with the bid"
@@ -178,11 +188,14 @@ def test_good_bidders_of_both_cas_are_accepted_with_stored_evidence(
 
 @pytest.mark.parametrize("name", ["ca-a/good-1", "ca-b/good-1"])
 def test_a_tender_accepting_both_cas_accepts_bidders_of_each(
-    name: str, both_cas_tender: pb.Tender, two_ca: TwoCaService, tmp_path: Path
+    name: str, two_ca: TwoCaService, tmp_path: Path
 ) -> None:
-    bid_id = _submit(two_ca, both_cas_tender, name, tmp_path)
+    # Its own tender, not the shared one: reading the record means opening the tender.
+    tender = _tender(two_ca, [SERVICE_CA_A, SERVICE_CA_B])
+    bid_id = _submit(two_ca, tender, name, tmp_path)
 
-    assert _validation_record(two_ca.service, bid_id)["ca_id"] in (SERVICE_CA_A, SERVICE_CA_B)
+    record = _validation_record(two_ca.service, tender, bid_id)
+    assert record["ca_id"] in (SERVICE_CA_A, SERVICE_CA_B)
 
 
 def test_cross_signed_intermediate_is_accepted_when_only_ca_a_is_accepted(
@@ -192,7 +205,7 @@ def test_cross_signed_intermediate_is_accepted_when_only_ca_a_is_accepted(
 
     bid_id = _submit(two_ca, tender, "ca-b/good-1", tmp_path)
 
-    record = _validation_record(two_ca.service, bid_id)
+    record = _validation_record(two_ca.service, tender, bid_id)
     assert record["ca_id"] == SERVICE_CA_A
     # The path runs through CA A's cross certificate to CA A's root.
     assert record["chain"] == [

@@ -1,11 +1,12 @@
-"""The revocation evidence used at submission is stored with the bid, so the decision
-re-validates offline later, and a revocation published after an honest submission does
-not void the bid."""
+"""The revocation evidence used at submission is stored with the bid (sealed to the
+tender key until the opening, ADR 0016), so the decision re-validates offline after the
+opening, and a revocation published after an honest submission does not void the bid."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ca_bridge.store_models import Source
 from ca_bridge.validation import SignerPolicy, validate_signer
 from sealed_bid.crypto.signed_data import sign_detached
 from sealed_bid.devpki import BIDDER_CA_ID
+from sealed_bid.errors import BidSealed
 from sealed_bid.service.revalidation import recheck_bid
 from tests.cli.conftest import cli_env, run_cli
 from tests.e2e.conftest import Service, new_tender, seal_for
@@ -62,6 +64,16 @@ def _revoke(service: Service, serial: int) -> None:
     assert store.add_crl(BIDDER_CA_ID, crl, "Operator One", Source.OPERATOR).changed
 
 
+def _open(service: Service, tender_id: str) -> None:
+    """Open the tender at its opening time, then put the clock back."""
+    start = service.clock.now()
+    service.clock.advance(timedelta(hours=2))
+    try:
+        service.operator.open_tender(tender_id)
+    finally:
+        service.clock.set(start)
+
+
 def test_a_revocation_after_an_honest_submission_does_not_void_the_bid(
     service: Service, tmp_path: Path
 ) -> None:
@@ -73,7 +85,10 @@ def test_a_revocation_after_an_honest_submission_does_not_void_the_bid(
     result = service.bidder.submit_bid(tender.tender_id, sealed.envelope_path, signature)
     bid_id = result.receipt.content.bid_id
     ctx = service.app.context
+    with pytest.raises(BidSealed, match="sealed to the tender key until the opening"):
+        recheck_bid(ctx.engine, ctx.blobs, ctx.trust.current(), bid_id)
 
+    _open(service, tender.tender_id)
     before = recheck_bid(ctx.engine, ctx.blobs, ctx.trust.current(), bid_id)
     assert before.stored["evidence"], "the CRLs used at submission are stored with the bid"
     assert all(ctx.blobs.exists(item["blob"]) for item in before.stored["evidence"])
@@ -101,12 +116,22 @@ def test_ca_show_validation_re_checks_a_bid_offline_without_naming_the_bidder(
     result = service.bidder.submit_bid(
         tender.tender_id, sealed.envelope_path, sealed.outer_signature_der
     )
-    shown = run_cli(
-        "ca", "show-validation", result.receipt.content.bid_id,
-        "--state-dir", service.settings.state_dir,
-        env=cli_env(SEALED_BID_PKCS11_MODULE="/nonexistent/libpkcs11-must-not-load.so"),
-    )  # fmt: skip
+
+    def show() -> subprocess.CompletedProcess[str]:
+        return run_cli(
+            "ca", "show-validation", result.receipt.content.bid_id,
+            "--state-dir", service.settings.state_dir,
+            env=cli_env(SEALED_BID_PKCS11_MODULE="/nonexistent/libpkcs11-must-not-load.so"),
+        )  # fmt: skip
+
+    company = service.pki.bidders["gamma"].company
+    sealed_shown = show()
+    assert sealed_shown.returncode == 2, sealed_shown.stdout
+    assert "refused: BID_SEALED:" in sealed_shown.stderr
+    assert company not in sealed_shown.stdout + sealed_shown.stderr
+
+    _open(service, tender.tender_id)
+    shown = show()
     assert shown.returncode == 0, shown.stderr
     assert "re-validated offline" in shown.stdout and ": valid" in shown.stdout
-    company = service.pki.bidders["gamma"].company
     assert company not in shown.stdout and company not in shown.stderr

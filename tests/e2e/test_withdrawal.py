@@ -378,7 +378,11 @@ def test_withdrawn_bids_are_listed_WITHDRAWN_and_never_decrypted(
         alpha_withdrawn.bid.receipt.content.bid_id: "WITHDRAWN",
         delta_bids[0].receipt.content.bid_id: "REPLACED",
     }
-    assert service.app.context.token.private_key_uses[tender.tender_id] == len(current)
+    # Per current bid: its sealed signer identity and its envelope; nothing else.
+    assert service.app.context.token.private_key_uses[tender.tender_id] == 2 * len(current)
     with unit_of_work(service.app.context.engine, read_only=True) as session:
-        used = {k.bid_id for k in Repository(session).key_uses(tender.tender_id)}
-    assert used == current
+        uses = Repository(session).key_uses(tender.tender_id)
+    assert {k.bid_id for k in uses} == current
+    assert sorted((k.bid_id, k.operation.value) for k in uses) == sorted(
+        (bid_id, operation) for bid_id in current for operation in ("unseal", "decrypt_key")
+    )

@@ -24,6 +24,7 @@ from sealed_bid.storage.models import (
     Bid,
     BidderSlot,
     BidStatus,
+    CertificateExpiry,
     KeyOperation,
     KeyUse,
     OpeningRecord,
@@ -50,8 +51,8 @@ def _bid(bid_id: str, seq: int, *, tag: str = TAG_A, tender_id: str = "T-1", **k
         "signing_time": T0 + timedelta(minutes=seq),
         "log_sequence": seq,
         "status": BidStatus.CURRENT,
-        "outer_signature_blob": hashlib.sha256(b"sig" + bid_id.encode()).hexdigest(),
-        "validation_json": '{"chain":["ab12"]}',
+        "sealed_identity_blob": hashlib.sha256(b"sealed" + bid_id.encode()).hexdigest(),
+        "expires_before_opening": CertificateExpiry.NONE,
         "receipt_der": b"\x30\x03\x02\x01\x01",
     }
     values.update(kw)
@@ -187,7 +188,7 @@ def test_a_withdrawal_is_stored_against_its_bid(tender_engine: Engine) -> None:
                 tender_id="T-1",
                 bid_id="bid-1",
                 bidder_tag=TAG_A,
-                statement_blob="c" * 64,
+                sealed_statement_blob="c" * 64,
                 signing_time=T0 + timedelta(hours=1),
                 received_at=T0 + timedelta(hours=1),
                 log_sequence=2,
@@ -217,6 +218,25 @@ def test_key_uses_are_kept_in_the_order_they_were_recorded(tender_engine: Engine
         uses = Repository(session).key_uses("T-1")
     assert [u.bid_id for u in uses] == ["bid-2", "bid-1"]
     assert uses[0].id < uses[1].id
+
+
+def test_the_clear_signer_of_a_bid_is_stored_only_once_its_tender_is_opened(
+    tender_engine: Engine,
+) -> None:
+    signature_blob = hashlib.sha256(b"outer signature").hexdigest()
+    with unit_of_work(tender_engine) as session:
+        bid = Repository(session).add_bid(_bid("bid-1", 1))
+        assert (bid.outer_signature_blob, bid.validation_json) == (None, None)  # sealed
+    with pytest.raises(StorageError), unit_of_work(tender_engine) as session:
+        Repository(session).store_opened_signer("bid-1", signature_blob, '{"chain":[]}')
+    with unit_of_work(tender_engine) as session:
+        repo = Repository(session)
+        assert repo.get_bid("bid-1").outer_signature_blob is None
+        repo.mark_opened("T-1", T0 + timedelta(days=1))
+        repo.store_opened_signer("bid-1", signature_blob, '{"chain":[]}')
+    with unit_of_work(tender_engine) as session:
+        bid = Repository(session).get_bid("bid-1")
+        assert (bid.outer_signature_blob, bid.validation_json) == (signature_blob, '{"chain":[]}')
 
 
 def test_an_opening_record_is_saved_once_and_read_back(tender_engine: Engine) -> None:
