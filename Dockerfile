@@ -23,9 +23,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # softhsm2: the development token; opensc: pkcs11-tool, to inspect a token;
-# openssl: the CLI bidders and auditors use to check envelopes and receipts.
+# openssl: the CLI bidders and auditors use to check envelopes and receipts;
+# fonts-wqy-microhei: the CJK TrueType font embedded (subset) in opening record PDFs.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends softhsm2 opensc openssl \
+    && apt-get install -y --no-install-recommends softhsm2 opensc openssl fonts-wqy-microhei \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid so that a bind-mounted state directory can be chown'ed on the host.

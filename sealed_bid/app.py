@@ -48,7 +48,10 @@ from sealed_bid.hsm.softhsm import init_softhsm_token
 from sealed_bid.hsm.token import Token
 from sealed_bid.service.ceremony import CeremonyService
 from sealed_bid.service.context import ServiceContext
+from sealed_bid.service.key_destruction import KeyDestructionService
+from sealed_bid.service.key_release import KeyReleaseService
 from sealed_bid.service.opening import OpeningService
+from sealed_bid.service.responses import BidderOpeningService
 from sealed_bid.service.submission import SubmissionService
 from sealed_bid.service.tenders import TenderService
 from sealed_bid.service.withdrawal import WithdrawalService
@@ -179,6 +182,9 @@ def open_application(settings: Settings, clock: Clock) -> Application:
         withdrawals=WithdrawalService(ctx),
         opening=OpeningService(ctx),
         ceremony=CeremonyService(ctx),
+        responses=BidderOpeningService(ctx),
+        keys=KeyDestructionService(ctx),
+        key_release=KeyReleaseService(ctx),
     )
     return Application(ctx, services, trust_store)
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sealed_bid.domain.opening_response import ReceivedResponse
 from sealed_bid.service.views import ReceiptView, RecordView, TenderView
 from sealed_bid.v1 import sealed_bid_pb2 as pb
+
+if TYPE_CHECKING:
+    from sealed_bid.service.responses import RecordExtras
 
 _STATES = {"accepting": pb.TENDER_STATE_ACCEPTING, "opened": pb.TENDER_STATE_OPENED}
 
@@ -77,10 +82,31 @@ def receipt_message(view: ReceiptView) -> pb.Receipt:
     )
 
 
-def record_message(view: RecordView) -> pb.OpeningRecord:
-    return pb.OpeningRecord(
+def record_message(view: RecordView, extras: RecordExtras | None = None) -> pb.OpeningRecord:
+    """The record as signed, and what travels beside it (responses, window, key)."""
+    message = pb.OpeningRecord(
         tender_id=view.tender_id,
         record_json=view.record_json,
         record_sha256=view.record_sha256,
         record_pdf=view.record_pdf,
+    )
+    if extras is not None:
+        message.responses.extend(response_message(r) for r in extras.responses)
+        if extras.responses_close_at is not None:
+            message.responses_close_at.CopyFrom(timestamp(extras.responses_close_at))
+        if extras.key_destroyed_at is not None:
+            message.key_destroyed_at.CopyFrom(timestamp(extras.key_destroyed_at))
+    return message
+
+
+def response_message(response: ReceivedResponse) -> pb.OpeningResponse:
+    return pb.OpeningResponse(
+        response_id=response.response_id,
+        tender_id=response.tender_id,
+        bid_id=response.bid_id,
+        verdict=response.verdict,
+        text=response.text,
+        bidder=response.bidder,
+        received_at=timestamp(response.received_at),
+        signed_statement=response.signed_statement,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 
 from sealed_bid.api import servicers as sv
+from sealed_bid.api.bidder_servicer import MAX_BIDDER_WATCH_STREAMS, BidderOpening
 from sealed_bid.api.watch_servicer import MAX_WATCH_STREAMS, OpeningWatch
 from sealed_bid.config import Limits
 from sealed_bid.service.context import ServiceContext
@@ -91,8 +92,9 @@ class SealedBidServer:
         authority: AuthorityListener | None = None,
         context: ServiceContext | None = None,
     ) -> None:
-        """``context`` given: the operator listener also serves ``OpeningWatch``, with
-        threads reserved for its long-lived streams."""
+        """``context`` given: the operator listener also serves ``OpeningWatch`` and the
+        public one ``BidderOpening``, each with threads reserved for its long-lived
+        streams."""
         # A data message is one chunk plus a few bytes of framing; trailers carry a
         # signature of at most max_signature_bytes.
         max_message = max(limits.max_chunk_bytes, limits.max_signature_bytes) + 4096
@@ -100,7 +102,10 @@ class SealedBidServer:
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
-        self._public = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
+        bidder_threads = MAX_BIDDER_WATCH_STREAMS if context is not None else 0
+        self._public = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers + bidder_threads), options=options
+        )
         watch_threads = MAX_WATCH_STREAMS if context is not None else 0
         self._operator = grpc.server(
             futures.ThreadPoolExecutor(max_workers=4 + watch_threads), options=options
@@ -115,6 +120,15 @@ class SealedBidServer:
         if context is not None:
             rpc.add_OpeningWatchServicer_to_server(
                 OpeningWatch(context, services.tenders), self._operator
+            )
+            rpc.add_BidderOpeningServicer_to_server(
+                BidderOpening(
+                    context,
+                    services.tenders,
+                    services.responses,
+                    key_release=services.key_release,
+                ),
+                self._public,
             )
         pair = [(tls.server_key_pem, tls.server_chain_pem)]
         self._public_port = self._public.add_secure_port(

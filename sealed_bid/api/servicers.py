@@ -17,7 +17,10 @@ from sealed_bid.api.operator_auth import client_certificate_der, operator_subjec
 from sealed_bid.api.status import abort_with, status_name
 from sealed_bid.errors import MalformedRequest, SealedBidError, StreamIncomplete
 from sealed_bid.service.ceremony import CeremonyService
+from sealed_bid.service.key_destruction import KeyDestructionService
+from sealed_bid.service.key_release import KeyReleaseService
 from sealed_bid.service.opening import OpeningService
+from sealed_bid.service.responses import BidderOpeningService
 from sealed_bid.service.submission import SubmissionService
 from sealed_bid.service.tenders import CreateTenderInput, TenderService
 from sealed_bid.service.withdrawal import WithdrawalService
@@ -36,6 +39,9 @@ class Services:
     withdrawals: WithdrawalService
     opening: OpeningService
     ceremony: CeremonyService
+    responses: BidderOpeningService
+    keys: KeyDestructionService
+    key_release: KeyReleaseService
 
 
 def guard(context: grpc.ServicerContext, rpc_name: str, call: Callable[[], T]) -> T:
@@ -207,9 +213,20 @@ class Opening(rpc.OpeningServicer):
     ) -> pb.OpeningRecord:
         def call() -> pb.OpeningRecord:
             operator = operator_subject(context)
-            return convert.record_message(self._s.opening.open(request.tender_id, operator))
+            view = self._s.opening.open(request.tender_id, operator)
+            return convert.record_message(view, self._s.responses.record_extras(view.tender_id))
 
         return guard(context, "OpenTender", call)
+
+    def DestroyTenderKey(
+        self, request: pb.DestroyTenderKeyRequest, context: grpc.ServicerContext
+    ) -> pb.OpeningRecord:
+        def call() -> pb.OpeningRecord:
+            operator = operator_subject(context)
+            view = self._s.keys.destroy(request.tender_id, operator)
+            return convert.record_message(view, self._s.responses.record_extras(view.tender_id))
+
+        return guard(context, "DestroyTenderKey", call)
 
     def GetOfficerShare(
         self, request: pb.GetOfficerShareRequest, context: grpc.ServicerContext
@@ -249,8 +266,8 @@ class Records(rpc.RecordsServicer):
     def GetOpeningRecord(
         self, request: pb.GetOpeningRecordRequest, context: grpc.ServicerContext
     ) -> pb.OpeningRecord:
-        return guard(
-            context,
-            "GetOpeningRecord",
-            lambda: convert.record_message(self._s.opening.record(request.tender_id)),
-        )
+        def call() -> pb.OpeningRecord:
+            view = self._s.opening.record(request.tender_id)
+            return convert.record_message(view, self._s.responses.record_extras(view.tender_id))
+
+        return guard(context, "GetOpeningRecord", call)

@@ -3,8 +3,9 @@ opening-room console (OU=operator) and read-only observers (OU=observer).
 
 A stream is a snapshot of the tender (no bid count, no bidder) followed by the events of
 ``ServiceContext.events`` for that tender, converted to messages, until the client
-cancels. This module only reads: it never opens, never touches a key or a share, and
-never logs more than the tender id and the caller's role.
+cancels (``start_watch`` and ``stream_events``, which ``bidder_servicer`` shares). This
+module only reads: it never opens, never touches a key or a share, and never logs more
+than the tender id and the caller's role.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sealed_bid.service.opening_events import (
     FailedEvent,
     FinishedEvent,
     Published,
+    ResponseEvent,
     SharePresentedEvent,
     Subscription,
     SubscriptionDropped,
@@ -106,7 +108,73 @@ def event_message(event: Published) -> pb.OpeningEvent:
         )
     elif isinstance(body, FailedEvent):
         message.failed.CopyFrom(pb.OpeningFailed(code=body.code, message=body.message))
+    elif isinstance(body, ResponseEvent):
+        message.response.CopyFrom(convert.response_message(body.response))
     return message
+
+
+def start_watch(
+    ctx: ServiceContext, tenders: TenderService, tender_id: str
+) -> tuple[pb.OpeningEvent, Subscription]:
+    """The snapshot of the tender and a subscription to its events (close it)."""
+    view = tenders.get(tender_id)
+    # Subscribe before reading the snapshot: an event in between is replayed rather
+    # than lost (the console applies events idempotently).
+    subscription = ctx.events.subscribe(view.tender_id)
+    try:
+        policy = view.unlock_policy
+        presented = sorted(p.officer_index for p in ctx.shares.presented(view.tender_id))
+        snapshot = pb.OpeningEvent(
+            seq=0,
+            at=convert.timestamp(ctx.clock.now()),
+            snapshot=pb.OpeningSnapshot(
+                tender_id=view.tender_id,
+                title=view.title,
+                state=_STATES.get(view.state, pb.TENDER_STATE_UNSPECIFIED),
+                opening_time=convert.timestamp(view.opening_time),
+                unlock_kind=policy.kind,
+                threshold=policy.threshold,
+                officers=[
+                    pb.Officer(
+                        index=o.index,
+                        subject=o.subject,
+                        certificate_sha256=o.certificate_sha256,
+                    )
+                    for o in policy.officers
+                ],
+                presented_indices=presented,
+            ),
+        )
+    except BaseException:
+        subscription.close()
+        raise
+    return snapshot, subscription
+
+
+def stream_events(
+    context: grpc.ServicerContext,
+    snapshot: pb.OpeningEvent,
+    subscription: Subscription,
+    poll_seconds: float = POLL_SECONDS,
+) -> Iterator[pb.OpeningEvent]:
+    """The snapshot, then each event until the client cancels; releases the
+    subscription however the stream ends."""
+    # Ended by the client (or the server stopping): release the subscription at once,
+    # not only when this generator notices.
+    context.add_callback(subscription.close)
+    try:
+        yield snapshot
+        while context.is_active() and not subscription.closed:
+            try:
+                event = subscription.next(poll_seconds)
+            except SubscriptionDropped:
+                # Ending the stream tells the client to watch again (and replay).
+                log.info("watch.dropped tender=%s", subscription.tender_id)
+                return
+            if event is not None:
+                yield event_message(event)
+    finally:
+        subscription.close()
 
 
 class OpeningWatch(rpc.OpeningWatchServicer):
@@ -123,57 +191,12 @@ class OpeningWatch(rpc.OpeningWatchServicer):
         snapshot, subscription = guard(
             context, "WatchOpening", lambda: self._start(request, context)
         )
-        # Ended by the client (or the server stopping): release the subscription at once,
-        # not only when this generator notices.
-        context.add_callback(subscription.close)
-        try:
-            yield snapshot
-            while context.is_active() and not subscription.closed:
-                try:
-                    event = subscription.next(self._poll)
-                except SubscriptionDropped:
-                    # Ending the stream tells the client to watch again (and replay).
-                    log.info("watch.dropped tender=%s", subscription.tender_id)
-                    return
-                if event is not None:
-                    yield event_message(event)
-        finally:
-            subscription.close()
+        yield from stream_events(context, snapshot, subscription, self._poll)
 
     def _start(
         self, request: pb.WatchOpeningRequest, context: grpc.ServicerContext
     ) -> tuple[pb.OpeningEvent, Subscription]:
         role = watcher_role(context)
-        view = self._tenders.get(request.tender_id)
-        # Subscribe before reading the snapshot: an event in between is replayed rather
-        # than lost (the console applies events idempotently).
-        subscription = self._ctx.events.subscribe(view.tender_id)
-        try:
-            policy = view.unlock_policy
-            presented = sorted(p.officer_index for p in self._ctx.shares.presented(view.tender_id))
-            snapshot = pb.OpeningEvent(
-                seq=0,
-                at=convert.timestamp(self._ctx.clock.now()),
-                snapshot=pb.OpeningSnapshot(
-                    tender_id=view.tender_id,
-                    title=view.title,
-                    state=_STATES.get(view.state, pb.TENDER_STATE_UNSPECIFIED),
-                    opening_time=convert.timestamp(view.opening_time),
-                    unlock_kind=policy.kind,
-                    threshold=policy.threshold,
-                    officers=[
-                        pb.Officer(
-                            index=o.index,
-                            subject=o.subject,
-                            certificate_sha256=o.certificate_sha256,
-                        )
-                        for o in policy.officers
-                    ],
-                    presented_indices=presented,
-                ),
-            )
-        except BaseException:
-            subscription.close()
-            raise
-        log.info("watch.started tender=%s role=%s", view.tender_id, role)
+        snapshot, subscription = start_watch(self._ctx, self._tenders, request.tender_id)
+        log.info("watch.started tender=%s role=%s", subscription.tender_id, role)
         return snapshot, subscription

@@ -34,6 +34,7 @@ from sealed_bid.app import build_server, init_local, open_application
 from sealed_bid.cli.common import load_signer, print_record, refusal_text
 from sealed_bid.client import SealedBidClient, ServiceError
 from sealed_bid.config import Settings, load_settings
+from sealed_bid.console.headless import open_through_console
 from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import SealedBid, seal_bid
 from sealed_bid.crypto.share_envelope import open_share
@@ -272,14 +273,24 @@ def _story(stage: _Stage) -> Path:
     _wait_until(stage, opening_time, "the opening time")
     _say("The operator alone cannot open a quorum tender, even after the opening time:")
     _expect_refusal(stage, "QUORUM_NOT_MET", lambda: stage.operator.open_tender(tender_id))
-    for name in ("officer-1", "officer-3"):
-        presented = _present_share(stage, name, tender_id)
-        _event(
-            stage,
-            f"{name} decrypted its share on its own machine and presented it"
-            f" ({presented.presented} of {presented.threshold})",
-        )
-    record = stage.operator.open_tender(tender_id)
+
+    def officers_present() -> None:
+        for name in ("officer-1", "officer-3"):
+            presented = _present_share(stage, name, tender_id)
+            _event(
+                stage,
+                f"{name} decrypted its share on its own machine and presented it"
+                f" ({presented.presented} of {presented.threshold})",
+            )
+
+    _say("")
+    _say("The opening room runs `sealed-bid console`; two officers present their shares")
+    _say("and the operator presses `o` in the console:")
+    screen = open_through_console(stage.operator, tender_id, before_open=officers_present)
+    _say("")
+    _say("What the console showed at the end:")
+    print(screen.rstrip())
+    record = stage.operator.get_record(tender_id)
     proof = json.loads(record.record_json)["time_proof"]
     _event(
         stage,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sealed_bid.cli import ca, common, console_cmd, officer
+from sealed_bid.cli import ca, common, console_cmd, key_release, officer, record_respond
 from sealed_bid.client import ServiceError
 from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import seal_bid
@@ -57,6 +58,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
     # Service events are one line each: "event key=value ..." with ids, never secrets.
     logging.getLogger().setLevel(settings.log_level.upper())
+    tsa = None
+    if args.dev_tsa:
+        from sealed_bid.timestamping.dev_tsa import (  # noqa: PLC0415
+            DevTsaServer,
+            load_dev_tsa,
+            load_dev_tsa_signer,
+        )
+
+        if settings.tsa_url:
+            raise SystemExit("--dev-tsa and tsa_url are exclusive; drop one")
+        tsa = DevTsaServer(load_dev_tsa_signer(load_dev_tsa(settings.pki_path / "tsa"))).start()
+        settings = dataclasses.replace(settings, tsa_url=tsa.url)
+        print(f"dev TSA (development only): {tsa.url}", flush=True)
     app = open_application(settings, SystemClock())
     server = build_server(app)
     server.start()
@@ -71,6 +85,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop.wait()
     server.stop()
     app.close()
+    if tsa is not None:
+        tsa.stop()
     return 0
 
 
@@ -100,6 +116,16 @@ def cmd_tender_reschedule(args: argparse.Namespace) -> int:
     print(
         f"rescheduled {tender.tender_id}: deadline {tender.deadline.ToJsonString()},"
         f" opens {tender.opening_time.ToJsonString()}"
+    )
+    return 0
+
+
+def cmd_tender_destroy_key(args: argparse.Namespace) -> int:
+    with common.connect(args, operator=True) as client:
+        record = client.destroy_tender_key(args.id)
+    print(
+        f"tender key of {record.tender_id} destroyed at {record.key_destroyed_at.ToJsonString()};"
+        f" record sha256 {record.record_sha256}"
     )
     return 0
 
@@ -162,7 +188,10 @@ def cmd_bid_seal(args: argparse.Namespace) -> int:
     signer = common.load_signer(args.key, args.cert)
     tender_cert = common.pem_or_der_certificate(args.tender_cert)
     args.out.mkdir(parents=True, exist_ok=True)
-    sealed = seal_bid(args.package, signer, tender_cert, args.out, oaep_hash=args.oaep_hash)
+    also_to = tuple(common.pem_or_der_certificate(p) for p in args.also_to or ())
+    sealed = seal_bid(
+        args.package, signer, tender_cert, args.out, oaep_hash=args.oaep_hash, also_to=also_to
+    )
     sig_path = args.out / "bid.p7s"
     sig_path.write_bytes(sealed.outer_signature_der)
     print(f"envelope:  {sealed.envelope_path} ({sealed.size} bytes, sha256 {sealed.sha256})")
@@ -218,6 +247,7 @@ def cmd_record_show(args: argparse.Namespace) -> int:
         print(record.record_json)
     else:
         common.print_record(record.record_json)
+        record_respond.print_responses(record)
     return 0
 
 
@@ -243,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the gRPC service")
     common.add_settings_args(p)
+    p.add_argument(
+        "--dev-tsa",
+        action="store_true",
+        help="also serve the dev PKI's time-stamping authority on 127.0.0.1 and use it"
+        " (development only; production sets tsa_url)",
+    )
     p.set_defaults(func=cmd_serve)
 
     tender = sub.add_parser("tender", help="create or show tenders").add_subparsers(
@@ -290,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opening-time", required=True, type=_time)
     p.add_argument("--reason", required=True)
     p.set_defaults(func=cmd_tender_reschedule)
+    p = tender.add_parser(
+        "destroy-key",
+        help="destroy an opened tender's key once the response window has closed (operator)",
+    )
+    common.add_connection_args(p, operator=True)
+    p.add_argument("id")
+    p.set_defaults(func=cmd_tender_destroy_key)
     p = tender.add_parser("show", help="show a tender and save its certificate")
     common.add_connection_args(p, operator=False)
     p.add_argument("id")
@@ -312,6 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=Path, required=True)
     p.add_argument("--cert", type=Path, required=True)
     p.add_argument("--oaep-hash", default="sha1")
+    p.add_argument(
+        "--also-to",
+        type=Path,
+        action="append",
+        help="also seal to this RSA certificate, e.g. your own, to release the key yourself"
+        " at the opening (repeatable)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_bid_seal)
     p = bid.add_parser("submit", help="submit a sealed envelope")
@@ -329,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", type=Path, required=True)
     p.add_argument("--receipt-out", type=Path)
     p.set_defaults(func=cmd_bid_withdraw)
+    key_release.add_release_key_command(bid)
 
     receipt = sub.add_parser("receipt", help="verify receipts").add_subparsers(
         dest="receipt_command", required=True
@@ -357,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tender")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_record_show)
+    record_respond.add_respond_command(record)
 
     ca.add_ca_commands(sub)
     officer.add_officer_commands(sub)

@@ -70,6 +70,7 @@ class SealedBidClient:
         self._opening = rpc.OpeningStub(self._channel)
         self._records = rpc.RecordsStub(self._channel)
         self._watch = rpc.OpeningWatchStub(self._channel)
+        self._bidder_opening = rpc.BidderOpeningStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -129,6 +130,25 @@ class SealedBidClient:
         request = pb.GetOpeningRecordRequest(tender_id=tender_id)
         return _call(lambda: self._records.GetOpeningRecord(request))
 
+    # --- bidders at the opening (public port, signed requests) --------------------------
+    def watch_as_bidder(self, signed_request: bytes) -> OpeningStream:
+        """The live events of the opening of a tender one bid in: ``signed_request`` is
+        the attached CMS signature, by the bidding certificate, over a ``WatchRequest``.
+        A refusal (e.g. NOT_A_BIDDER) is raised by the first ``next()``."""
+        request = pb.WatchAsBidderRequest(signed_request=signed_request)
+        return OpeningStream(self._bidder_opening.WatchAsBidder(request))
+
+    def respond_to_record(self, signed_statement: bytes) -> pb.OpeningResponse:
+        """Confirm or object to an opening record (a signed ``ResponseStatement``)."""
+        request = pb.RespondToRecordRequest(signed_statement=signed_statement)
+        return _call(lambda: self._bidder_opening.RespondToRecord(request))
+
+    def release_content_key(self, signed_release: bytes) -> pb.ReleaseContentKeyResponse:
+        """Release the content key of one's own bid for its opening (a signed
+        ``KeyRelease``), between the opening time and the opening."""
+        request = pb.ReleaseContentKeyRequest(signed_release=signed_release)
+        return _call(lambda: self._bidder_opening.ReleaseContentKey(request))
+
     # --- operators (operator port, mutual TLS) ------------------------------------------
     def create_tender(
         self,
@@ -181,6 +201,11 @@ class SealedBidClient:
     def open_tender(self, tender_id: str) -> pb.OpeningRecord:
         return _call(lambda: self._opening.OpenTender(pb.OpenTenderRequest(tender_id=tender_id)))
 
+    def destroy_tender_key(self, tender_id: str) -> pb.OpeningRecord:
+        """Destroy the tender key once the response window has closed; idempotent."""
+        request = pb.DestroyTenderKeyRequest(tender_id=tender_id)
+        return _call(lambda: self._opening.DestroyTenderKey(request))
+
     def watch_opening(self, tender_id: str) -> OpeningStream:
         """The live events of one tender's opening (operator or observer certificate):
         a snapshot first, then each step. The stream runs until ``cancel()``."""
@@ -198,9 +223,9 @@ class SealedBidClient:
 
 
 class OpeningStream(Iterator[pb.OpeningEvent]):
-    """A ``WatchOpening`` stream. Iterating raises ``ServiceError`` on a refusal or a
-    broken stream and stops after ``cancel()``, which any thread may call (it wakes a
-    reader blocked waiting for the next event)."""
+    """A ``WatchOpening`` (or ``WatchAsBidder``) stream. Iterating raises ``ServiceError``
+    on a refusal or a broken stream and stops after ``cancel()``, which any thread may
+    call (it wakes a reader blocked waiting for the next event)."""
 
     def __init__(self, call: grpc.CallIterator[pb.OpeningEvent]) -> None:
         self._call = call

@@ -1,6 +1,7 @@
 """The opening view of one tender: officers and their shares, the TSA's proof of the
-opening time, the bids as the service opens them, the record when it is finished, and a
-log of everything the stream and this console's requests reported.
+opening time, the bids as the service opens them, the record when it is finished, the
+bidders' confirmations and objections after it, and a log of everything the stream and
+this console's requests reported.
 
 Everything shown comes from the service's ``WatchOpening`` stream (read on a thread by
 ``OpeningFeed``) or from the answers to this console's own requests; the countdown is
@@ -32,6 +33,7 @@ from sealed_bid.console.model import (
     format_time,
     unlock_label,
 )
+from sealed_bid.domain.opening_response import describe_response
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 
 PRESENTED = "✓"
@@ -141,8 +143,14 @@ class OpeningScreen(Screen[None]):
     @on(FeedEvent)
     def _on_feed_event(self, message: FeedEvent) -> None:
         event = message.event
-        self.write_log(self.opening.apply(event))
         kind = event.WhichOneof("event")
+        if kind == "response":
+            r = event.response
+            self.write_log(
+                f"#{event.seq} {describe_response(r.bidder, r.bid_id, r.verdict, r.text)}"
+            )
+            return
+        self.write_log(self.opening.apply(event))
         if kind == "snapshot":
             self._reset_tables()
             if self.opening.state == "opened":

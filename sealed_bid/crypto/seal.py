@@ -2,8 +2,10 @@
 and for tests).
 
 ``seal_bid``: package ZIP -> inner attached SignedData -> AuthEnvelopedData to the tender
-certificate -> outer detached SignedData over the envelope's SHA-256, all streaming.
-``open_bid``: the reverse, selecting the tender's RecipientInfo.
+certificate (and to ``also_to`` certificates, e.g. the bidder's own) -> outer detached
+SignedData over the envelope's SHA-256, all streaming. ``open_bid``: the reverse,
+selecting the tender's RecipientInfo (its key transport may be the tender key or a
+content key the bidder released).
 
 Neither checks clocks, trust chains or tender rules (the service does); ``open_bid`` must
 never leave plaintext behind: its temporary files are deleted whatever happens.
@@ -13,11 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sealed_bid.crypto.envelope import (
     decrypt_envelope,
@@ -57,6 +65,12 @@ class OpenedBid:
     inner: SignatureFacts
     """The bidder's signature over the package (not yet checked for trust)."""
     package: OpenedPackage
+    pdf_reports: Mapping[str, object] = field(default_factory=dict)
+    """For each ``.pdf`` document: what ``inspect_pdf`` said of it (see ``open_bid``)."""
+
+
+PdfInspector = Callable[[Path], object]
+"""Looks at one PDF document while it exists in clear in the work directory."""
 
 
 class _HashingWriter:
@@ -86,9 +100,17 @@ def seal_bid(
     out_dir: Path,
     oaep_hash: str = "sha1",
     signing_time: datetime | None = None,
+    also_to: Sequence[bytes] = (),
 ) -> SealedBid:
     """Seal a package for a tender; writes ``out_dir/bid.p7m`` and returns its digest and
-    the detached outer signature to submit with it."""
+    the detached outer signature to submit with it.
+
+    ``also_to``: further recipient certificates (DER), typically the bidder's own, so that
+    the bidder can recover the content key itself at the opening (bidder participation).
+    Each must hold an RSA key (RSAES-OAEP with ``oaep_hash``); key agreement to an EC
+    certificate is not implemented here and is refused with ``AlgorithmRefused``."""
+    for certificate_der in also_to:
+        _require_rsa_recipient(certificate_der)
     when = signing_time or datetime.now(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)
     envelope_path = out_dir / ENVELOPE_NAME
@@ -98,7 +120,7 @@ def seal_bid(
             sign_attached_stream(signer, src, dst, when)
         with inner_path.open("rb") as src, envelope_path.open("wb") as out:
             writer = _HashingWriter(out)
-            seal_envelope(src, writer, [tender_cert_der], oaep_hash)
+            seal_envelope(src, writer, [tender_cert_der, *also_to], oaep_hash)
     finally:
         inner_path.unlink(missing_ok=True)
     digest = writer.digest.digest()
@@ -110,12 +132,26 @@ def seal_bid(
     )
 
 
+def _require_rsa_recipient(certificate_der: bytes) -> None:
+    try:
+        public_key = x509.load_der_x509_certificate(certificate_der).public_key()
+    except ValueError:
+        raise AlgorithmRefused("an extra recipient is not a DER X.509 certificate") from None
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise AlgorithmRefused(
+            "an extra recipient's certificate does not hold an RSA key; key agreement (e.g. to"
+            " an EC certificate) is not implemented here: use an RSA certificate, or seal with"
+            " openssl cms -encrypt (see docs/bidder-guide.md)"
+        )
+
+
 def open_bid(
     envelope_path: Path,
     key_transport: KeyTransport,
     recipient_cert_der: bytes,
     work_dir: Path,
     limits: PackageLimits | None = None,
+    inspect_pdf: PdfInspector | None = None,
 ) -> OpenedBid:
     """Decrypt an envelope with the key of ``recipient_cert_der``, verify the inner
     signature cryptographically and read the package. Plaintext lives only in a
@@ -123,7 +159,8 @@ def open_bid(
 
     Raises the envelope errors of ``inspect_envelope``, ``RecipientMismatch``,
     ``AlgorithmRefused`` (PKCS#1 v1.5), ``KeyTransportFailed``, ``DecryptionFailed``,
-    ``InnerSignatureInvalid`` and ``MalformedPackage``.
+    ``InnerSignatureInvalid`` and ``MalformedPackage``. With ``inspect_pdf``, each PDF
+    document is extracted (to a temporary file, deleted afterwards) and inspected.
     """
     info = inspect_envelope(envelope_path)
     matching = [r for r in info.recipients if r.matches(recipient_cert_der)]
@@ -147,6 +184,35 @@ def open_bid(
             ) from exc
         with FileSlice(plain_path, offset, length) as package:
             opened = read_package(package, limits)
+        reports: dict[str, object] = {}
+        if inspect_pdf is not None:
+            reports = _inspect_pdfs(plain_path, offset, length, opened, work_dir, inspect_pdf)
     finally:
         plain_path.unlink(missing_ok=True)
-    return OpenedBid(inner=facts, package=opened)
+    return OpenedBid(inner=facts, package=opened, pdf_reports=reports)
+
+
+def _inspect_pdfs(
+    plain_path: Path,
+    offset: int,
+    length: int,
+    opened: OpenedPackage,
+    work_dir: Path,
+    inspect_pdf: PdfInspector,
+) -> dict[str, object]:
+    """Extract each PDF document (already checked by ``read_package``'s limits) to a
+    temporary file, hand it to ``inspect_pdf`` and delete it."""
+    reports: dict[str, object] = {}
+    names = [d.name for d in opened.documents if d.name.lower().endswith(".pdf")]
+    if not names:
+        return reports
+    with FileSlice(plain_path, offset, length) as package, zipfile.ZipFile(package) as archive:
+        for name in names:
+            extracted = _temporary(work_dir, ".pdf")
+            try:
+                with archive.open(name) as src, extracted.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
+                reports[name] = inspect_pdf(extracted)
+            finally:
+                extracted.unlink(missing_ok=True)
+    return reports

@@ -24,12 +24,17 @@ BidStatus = Literal[
     "MALFORMED_PACKAGE",
 ]
 
+OpenedWith = Literal["bidder_key", "tender_key"]
+
 
 @dataclass(frozen=True)
 class DocumentEntry:
     name: str
     size: int
     sha256: str
+    signatures: list[dict[str, Any]] | None = None
+    """For a PDF: each embedded signature as validated at the opening (signer, time,
+    intact/valid/trusted, PAdES); None for other documents."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,12 @@ class BidRow:
     inner_signing_time: datetime | None = None
     package_sha256: str | None = None
     documents: tuple[DocumentEntry, ...] = ()
+    opened_with: OpenedWith | None = None
+    """Which key recovered the content of an ``OPENED`` bid: the content key its bidder
+    released (``bidder_key``) or the tender key (``tender_key``); None unless opened."""
+    note: str | None = None
+    """Set when the bidder released a content key that did not open the bid (the tender
+    key was then used); None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +82,8 @@ class BidRow:
             else format_time(self.inner_signing_time),
             "package_sha256": self.package_sha256,
             "documents": [vars(d) for d in self.documents],
+            "opened_with": self.opened_with,
+            "note": self.note,
         }
 
     @classmethod
@@ -91,6 +104,9 @@ class BidRow:
             inner_signing_time=None if signing_time is None else parse_time(signing_time),
             package_sha256=data["package_sha256"],
             documents=tuple(DocumentEntry(**d) for d in data["documents"]),
+            # Absent from rows an opening kept before these fields existed.
+            opened_with=data.get("opened_with"),
+            note=data.get("note"),
         )
 
 

@@ -2,8 +2,14 @@
 
 Owns the layout: the tender, every bid row, the not-opened envelopes and, generically,
 any top-level field this module does not know yet (so later additions to the record show
-up without a code change). Chinese text is set in reportlab's built-in CID font
-STSong-Light; Latin-only text in Helvetica; digests in Courier, wrapped anywhere.
+up without a code change). Runs Helvetica cannot show (Chinese) are set in a CJK TrueType
+font found on the machine (``CJK_FONT_FILES``: WenQuanYi Micro Hei first, package
+fonts-wqy-microhei), embedded as a subset of the glyphs used, so any viewer shows them.
+Characters that font lacks (rare CJK Extension A/B characters in a name), or all of them
+if no such font is installed (one warning is logged; the rendering still succeeds), are
+set in reportlab's built-in CID font STSong-Light, which is never embedded: the text
+layer stays exact, but only a viewer with an Asian font pack draws them. Latin-only text
+is in Helvetica; digests in Courier, wrapped anywhere.
 
 The attachment ``opening-record.json`` carries ``record_json`` byte for byte and is the
 normative record; the pages are only its rendering. The output is deterministic for the
@@ -21,9 +27,12 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Container, Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
@@ -41,6 +50,7 @@ from reportlab.pdfbase.pdfdoc import (
     PDFString,
     PDFZCompress,
 )
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
     Flowable,
     KeepTogether,
@@ -53,10 +63,27 @@ from reportlab.platypus import (
 
 from sealed_bid.domain.canonical import format_time
 
+log = logging.getLogger("sealed_bid.records")
+
 ATTACHMENT_NAME: Final = "opening-record.json"
 """The name of the embedded file that holds the record JSON."""
 
-CJK_FONT: Final = "STSong-Light"
+CJK_FONT_FILES: Final[tuple[tuple[str, int], ...]] = (
+    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),  # fonts-wqy-microhei
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),  # fonts-wqy-zenhei
+    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),  # fonts-droid-fallback
+    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),  # fonts-arphic-uming
+)
+"""The TrueType CJK fonts tried, in order: (file, index of the font in a .ttc collection).
+The first one that exists and loads is embedded (as a subset) for every character
+Helvetica cannot show and it has. Only TrueType outlines work: reportlab cannot embed
+CFF-based OpenType fonts, which rules out the Noto Sans/Serif CJK files Debian ships."""
+
+EMBEDDED_CJK_FONT: Final = "SealedBid-CJK"
+"""The name the CJK TrueType font is registered under with reportlab."""
+FALLBACK_CJK_FONT: Final = "STSong-Light"
+"""reportlab's built-in CID font (not embedded), for characters the embedded font lacks,
+and for all of them when no file of ``CJK_FONT_FILES`` loads."""
 _LATIN_FONT: Final = "Helvetica"
 _LATIN_BOLD: Final = "Helvetica-Bold"
 _MONO_FONT: Final = "Courier"
@@ -129,7 +156,7 @@ def render_record_pdf(record_json: str, *, generated_at: datetime) -> bytes:
     data = record_json.encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
     when = generated_at.astimezone(UTC)
-    _register_fonts()
+    _cjk_font()  # load the font (or log the fallback) before laying anything out
 
     tender = _text(record.get("tender_id", ""))
     out = io.BytesIO()
@@ -375,7 +402,7 @@ def _text(value: object) -> str:
 
 def _para(text: str, style: ParagraphStyle | None = None) -> Paragraph:
     """A paragraph of ``text``: Latin runs in the style's font, other runs (Chinese) in
-    STSong-Light; long unbroken tokens (digests) in Courier, wrapped anywhere so they
+    the CJK font; long unbroken tokens (digests) in Courier, wrapped anywhere so they
     never overflow a cell."""
     if style is None:
         style = _style("mono") if _LONG_TOKEN.search(text) and _latin(text) else _style("body")
@@ -386,13 +413,27 @@ def _para(text: str, style: ParagraphStyle | None = None) -> Paragraph:
 
 
 def _markup(text: str) -> str:
-    """Paragraph markup with every run Helvetica cannot show switched to STSong-Light, so
-    Latin text keeps its font in mixed lines and shows even where no CJK font exists."""
+    """Paragraph markup with every run Helvetica cannot show switched to a CJK font, so
+    Latin text keeps its font in mixed lines."""
     parts: list[str] = []
-    for latin, chars in itertools.groupby(text, key=_latin):
-        escaped = escape("".join(chars)).replace("\n", "<br/>")
-        parts.append(escaped if latin else f'<font name="{CJK_FONT}">{escaped}</font>')
+    for font, run in _runs(text):
+        escaped = escape(run).replace("\n", "<br/>")
+        parts.append(escaped if font is None else f'<font name="{font}">{escaped}</font>')
     return "".join(parts)
+
+
+def _runs(text: str) -> Iterator[tuple[str | None, str]]:
+    """``text`` cut into runs of one font: ``None`` for the style's (Latin) font, else the
+    CJK font to set the run in."""
+    for font, chars in itertools.groupby(text, key=_cjk_font_for):
+        yield font, "".join(chars)
+
+
+def _cjk_font_for(char: str) -> str | None:
+    if _latin(char):
+        return None
+    name, glyphs = _cjk_font()
+    return name if ord(char) in glyphs else FALLBACK_CJK_FONT
 
 
 def _heading(text: str, level: int = 1) -> Paragraph:
@@ -408,9 +449,38 @@ def _latin(text: str) -> bool:
     return True
 
 
+_FONT_LOCK: Final = threading.Lock()
+
+
+def _cjk_font() -> tuple[str, Container[int]]:
+    """The registered name of the font for text Helvetica cannot show and the code points
+    it has glyphs for, loaded once per process (under a lock: records may be rendered in
+    several threads)."""
+    with _FONT_LOCK:
+        return _load_cjk_font()
+
+
 @functools.cache
-def _register_fonts() -> None:
-    pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+def _load_cjk_font() -> tuple[str, Container[int]]:
+    pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK_CJK_FONT))
+    for path, index in CJK_FONT_FILES:
+        if not Path(path).is_file():
+            continue
+        try:
+            font = TTFont(EMBEDDED_CJK_FONT, path, subfontIndex=index)
+        except Exception as exc:  # a damaged or unsupported file: try the next one
+            log.warning("cannot load the CJK font %s (index %d): %s", path, index, exc)
+            continue
+        pdfmetrics.registerFont(font)
+        return EMBEDDED_CJK_FONT, frozenset(font.face.charToGlyph)
+    log.warning(
+        "no CJK TrueType font found (tried %s): Chinese text in opening record PDFs is set "
+        "in %s, which is not embedded, so viewers without an Asian font pack show it blank; "
+        "install fonts-wqy-microhei (scripts/setup does)",
+        ", ".join(path for path, _ in CJK_FONT_FILES),
+        FALLBACK_CJK_FONT,
+    )
+    return FALLBACK_CJK_FONT, frozenset()
 
 
 @functools.cache
@@ -453,9 +523,12 @@ def _footer(canvas: Any, tender: str, digest: str) -> None:
         f"Opening record {tender} · record SHA-256 {digest[:16]}… · page {canvas.getPageNumber()}"
     )
     canvas.saveState()
-    canvas.setFont(_LATIN_FONT if _latin(text) else CJK_FONT, 7.5)
     canvas.setFillColor(colors.HexColor("#555555"))
-    canvas.drawString(_MARGIN, _MARGIN - 2 * mm, text)
+    line = canvas.beginText(_MARGIN, _MARGIN - 2 * mm)
+    for font, run in _runs(text):
+        line.setFont(font or _LATIN_FONT, 7.5)
+        line.textOut(run)
+    canvas.drawText(line)
     canvas.restoreState()
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sealed_bid.domain.ids import TenderId
 from sealed_bid.errors import InvalidTender, OfficerNotNamed
 from sealed_bid.service.context import ServiceContext
+from sealed_bid.service.opening_events import SharePresentedEvent
 from sealed_bid.service.share_desk import OfficerRow
 from sealed_bid.storage.custody_models import TenderCustody, TenderOfficer
 from sealed_bid.storage.db import unit_of_work
@@ -100,6 +101,11 @@ class CeremonyService:
                     "threshold": custody.threshold,
                 },
             )
+        ctx.events.publish(
+            tid,
+            now,
+            SharePresentedEvent(officer.share_index, officer.subject, presented, custody.threshold),
+        )
         log.info(
             "opening.share_presented tender=%s index=%d presented=%d/%d",
             tid,

@@ -18,6 +18,7 @@ from sealed_bid.domain.clock import Clock
 from sealed_bid.domain.ids import BidderTag, TenderId
 from sealed_bid.hsm.token import Token
 from sealed_bid.service.opening_events import OpeningEvents
+from sealed_bid.service.released_keys import ReleasedKeys
 from sealed_bid.service.share_desk import ShareDesk
 from sealed_bid.storage.audit_log import AuditLog
 from sealed_bid.storage.blobstore import BlobStore
@@ -53,6 +54,8 @@ class ServiceContext:
     """Officers' shares presented at openings, in memory only."""
     events: OpeningEvents = field(default_factory=OpeningEvents)
     """What happens at openings, for watchers (the console), in memory only."""
+    released_keys: ReleasedKeys = field(default_factory=ReleasedKeys)
+    """Content keys bidders released for their own bids, in memory only."""
 
     def bidder_tag(self, tender_id: TenderId, identity: BidderIdentity) -> BidderTag:
         """A keyed hash of who the bidder is within one tender, computed on the token, so

@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -29,9 +31,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ca_bridge.identity import BidderIdentity
-from sealed_bid.crypto.seal import open_bid
+from sealed_bid.crypto.released_key import ReleasedKeyTransport
+from sealed_bid.crypto.seal import OpenedBid, open_bid
 from sealed_bid.crypto.signed_data import verify_detached
 from sealed_bid.crypto.signer import KeyTransport
+from sealed_bid.domain.canonical import format_time
 from sealed_bid.domain.custody import UnlockPolicy
 from sealed_bid.domain.ids import TenderId
 from sealed_bid.domain.opening_record import (
@@ -41,6 +45,7 @@ from sealed_bid.domain.opening_record import (
     CustodyEntry,
     DocumentEntry,
     NotOpenedBid,
+    OpenedWith,
     OpeningRecord,
     TimeProofEntry,
 )
@@ -63,6 +68,7 @@ from sealed_bid.errors import (
     SignerMismatch,
 )
 from sealed_bid.hsm.token import RECEIPT_KEY
+from sealed_bid.records.bid_pdfs import validate_bid_pdf
 from sealed_bid.records.pades import sign_record_pdf
 from sealed_bid.records.pdf_render import render_record_pdf
 from sealed_bid.service import sealing
@@ -109,30 +115,26 @@ class OpeningService:
             if tender.state == TenderState.OPENED:
                 stored = repo.get_record(tender_id)
                 return _view(stored)
-            title, deadline, opening_time = tender.title, tender.deadline, tender.opening_time
-            recipient = sealing.SealRecipient.of(tender)
-            bids = [_BidRef.of(b) for b in repo.all_bids(tender_id)]
-            unlock = load_unlock_policy(session, tender_id)
-        try:
-            return self._open_proven(
-                tender_id, operator, title, deadline, opening_time, recipient, bids, unlock
+            plan = _Plan(
+                tender_id=tender_id,
+                operator=operator,
+                title=tender.title,
+                deadline=tender.deadline,
+                opening_time=tender.opening_time,
+                accepted_ca_ids=tuple(tender.accepted_ca_ids),
+                recipient=sealing.SealRecipient.of(tender),
+                bids=tuple(_BidRef.of(b) for b in repo.all_bids(tender_id)),
+                unlock=load_unlock_policy(session, tender_id),
             )
+        try:
+            return self._open_proven(plan)
         except SealedBidError as exc:
             ctx.events.publish(tender_id, ctx.clock.now(), FailedEvent(exc.code, exc.message))
             raise
 
-    def _open_proven(
-        self,
-        tender_id: TenderId,
-        operator: str,
-        title: str,
-        deadline: datetime,
-        opening_time: datetime,
-        recipient: sealing.SealRecipient,
-        bids: list[_BidRef],
-        unlock: UnlockPolicy,
-    ) -> RecordView:
+    def _open_proven(self, plan: _Plan) -> RecordView:
         ctx = self._ctx
+        tender_id, opening_time, unlock = plan.tender_id, plan.opening_time, plan.unlock
         # Cheap refusals first: nothing below may run before the opening time.
         now = ctx.clock.now()
         if now < opening_time:
@@ -150,41 +152,19 @@ class OpeningService:
             )
         officers = tuple(share.subject for share in shares)
         _mark_interrupted(ctx, tender_id)
-        proof = prove_opening_time(ctx, tender_id, opening_time, operator, officers)
+        proof = prove_opening_time(ctx, tender_id, opening_time, plan.operator, officers)
         ctx.events.publish(
             tender_id, ctx.clock.now(), TimeProvenEvent(proof.gen_time, proof.token_sha256)
         )
         try:
-            return self._open_rows(
-                tender_id,
-                operator,
-                title,
-                deadline,
-                opening_time,
-                recipient,
-                bids,
-                unlock,
-                shares,
-                proof,
-            )
+            return self._open_rows(plan, shares, proof)
         except Exception as exc:
             code = exc.code if isinstance(exc, SealedBidError) else "INTERNAL_ERROR"
             _finish_attempt(ctx, tender_id, proof.proof_id, f"failed: {code}")
             raise
 
-    def _open_rows(
-        self,
-        tender_id: TenderId,
-        operator: str,
-        title: str,
-        deadline: datetime,
-        opening_time: datetime,
-        recipient: sealing.SealRecipient,
-        bids: list[_BidRef],
-        unlock: UnlockPolicy,
-        shares: list[PresentedShare],
-        proof: TimeProof,
-    ) -> RecordView:
+    def _open_rows(self, plan: _Plan, shares: list[PresentedShare], proof: TimeProof) -> RecordView:
+        tender_id, recipient, bids, unlock = plan.tender_id, plan.recipient, plan.bids, plan.unlock
         ctx = self._ctx
         officers = tuple(share.subject for share in shares)
         rows: list[BidRow] = []
@@ -194,14 +174,16 @@ class OpeningService:
         ]
         # Rows an earlier, interrupted attempt finished: reused, never opened again.
         finished = _finished_rows(ctx, tender_id)
+        # Signatures on bidders' PDF documents are checked against the tender's bidder CAs.
+        pdf_roots = _bidder_anchors(ctx, plan.accepted_ca_ids)
         with self._tender_key(tender_id, unlock, shares) as key:
             # The guard: no access without the clock and the TSA's proof.
-            access = TenderKeyAccess(key, tender_id, opening_time, ctx.clock, proof, officers)
+            access = TenderKeyAccess(key, tender_id, plan.opening_time, ctx.clock, proof, officers)
             for position, ref in enumerate(current, start=1):
                 if ref.id in finished:
                     row = BidRow.from_dict(json.loads(finished[ref.id].row_json))
                 else:
-                    row = self._open_and_keep(access, recipient, ref, proof)
+                    row = self._open_and_keep(access, recipient, ref, proof, pdf_roots)
                 rows.append(row)
                 ctx.events.publish(
                     tender_id,
@@ -228,9 +210,9 @@ class OpeningService:
         now = ctx.clock.now()
         record = OpeningRecord(
             tender_id=tender_id,
-            title=title,
-            deadline=deadline,
-            opening_time=opening_time,
+            title=plan.title,
+            deadline=plan.deadline,
+            opening_time=plan.opening_time,
             opened_at=now,
             bids=tuple(rows),
             not_opened=tuple(not_opened),
@@ -273,7 +255,7 @@ class OpeningService:
                 tender_id=tender_id,
                 bid_id=None,
                 fields={
-                    "operator": operator,
+                    "operator": plan.operator,
                     "record_sha256": record_sha256,
                     "record_pdf_sha256": hashlib.sha256(record_pdf).hexdigest(),
                     "opened": sum(1 for r in rows if r.status == "OPENED"),
@@ -284,6 +266,7 @@ class OpeningService:
             )
             view = _view(stored)
         ctx.shares.forget(tender_id)
+        ctx.released_keys.forget(tender_id)
         log.info("tender.opened tender=%s record=%s", tender_id, record_sha256)
         ctx.events.publish(tender_id, now, FinishedEvent(view.record_json, view.record_sha256))
         return view
@@ -294,12 +277,13 @@ class OpeningService:
         recipient: sealing.SealRecipient,
         ref: _BidRef,
         proof: TimeProof,
+        pdf_roots: tuple[bytes, ...],
     ) -> BidRow:
         """Open one bid and store its row (and its signer material, now in clear) at once,
         so an opening killed after this bid resumes without opening it again."""
         ctx = self._ctx
         unsealed: dict[str, sealing.IdentityBundle] = {}
-        row = self._open_one(access, recipient, ref, unsealed)
+        row = self._open_one(access, recipient, ref, unsealed, pdf_roots)
         bundle = unsealed.get(ref.id)
         signature_blob = (
             None if bundle is None else sealing.store_in_clear(ctx.blobs, access, bundle)
@@ -356,6 +340,7 @@ class OpeningService:
         recipient: sealing.SealRecipient,
         ref: _BidRef,
         unsealed: dict[str, sealing.IdentityBundle],
+        pdf_roots: tuple[bytes, ...] = (),
     ) -> BidRow:
         ctx = self._ctx
         tender_id, tender_cert = recipient.tender_id, recipient.certificate_der
@@ -373,21 +358,6 @@ class OpeningService:
             bundle.signature, bytes.fromhex(ref.envelope_sha256)
         ).signer_certificate_der
         unsealed[ref.id] = bundle
-        with unit_of_work(ctx.engine) as session:
-            now = ctx.clock.now()
-            Repository(session).add_key_use(
-                KeyUse(
-                    tender_id=tender_id, bid_id=ref.id, operation=KeyOperation.DECRYPT_KEY, at=now
-                )
-            )
-            ctx.audit.append(
-                session,
-                at=now,
-                event="key.used",
-                tender_id=tender_id,
-                bid_id=ref.id,
-                fields={"operation": "decrypt_key", **access.evidence},
-            )
         identity = BidderIdentity.from_certificate(outer_cert)
         bidder = BidderEntry(
             organisation=identity.organisation,
@@ -397,32 +367,107 @@ class OpeningService:
         )
         work = ctx.settings.work_dir / "opening" / tender_id
         work.mkdir(parents=True, exist_ok=True)
+        envelope = ctx.blobs.path(ref.envelope_sha256)
+        inspect_pdf = partial(_pdf_signatures, roots=pdf_roots)
+        note: str | None = None
+        released = ctx.released_keys.get(tender_id, ref.id)
+        if released is not None:
+            # Bidder participation: the content key the bidder released, first. It is not a
+            # tender-key use, so nothing is journalled; it counts only if the bid opens
+            # with it (a released key can open a bid, never make it fail).
+            failure: str
+            try:
+                row = _opened_row(
+                    ref,
+                    bidder,
+                    outer_cert,
+                    open_bid(
+                        envelope,
+                        ReleasedKeyTransport(released),
+                        tender_cert,
+                        work,
+                        inspect_pdf=inspect_pdf,
+                    ),
+                    tender_id,
+                    "bidder_key",
+                )
+                if row.status == "OPENED":
+                    return row
+                failure = row.status
+            except _BID_FAULTS as exc:
+                failure = exc.code
+            note = (
+                f"the content key the bidder released did not open the bid ({failure});"
+                " the tender key was used instead"
+            )
+        _journal_decrypt_key(ctx, access, tender_id, ref.id)
         try:
-            opened = open_bid(ctx.blobs.path(ref.envelope_sha256), access, tender_cert, work)
+            opened = open_bid(envelope, access, tender_cert, work, inspect_pdf=inspect_pdf)
         except _BID_FAULTS as exc:
             # A fault of this bid becomes its row. Anything else (token or storage down)
             # propagates: the opening stops, stores nothing and can be run again.
-            return ref.row(status=_bid_status(exc), bidder=bidder, reason=exc.message)
-        if opened.inner.signer_certificate_der != outer_cert:
-            err = SignerMismatch("the package was signed by someone other than the bidder")
-            return ref.row(status="SIGNER_MISMATCH", bidder=bidder, reason=err.message)
-        form = opened.package.form
-        if form.tender_id != tender_id:
-            return ref.row(
-                status="MALFORMED_PACKAGE",
-                bidder=bidder,
-                reason=f"bid.json names tender {form.tender_id!r}, not this tender",
-            )
-        return ref.row(
-            status="OPENED",
-            bidder=bidder,
-            form=json.loads(form.to_json()),
-            inner_signing_time=opened.inner.signing_time,
-            package_sha256=opened.inner.content_digest.hex(),
-            documents=tuple(
-                DocumentEntry(d.name, d.size, d.sha256) for d in opened.package.documents
-            ),
+            return ref.row(status=_bid_status(exc), bidder=bidder, reason=exc.message, note=note)
+        return _opened_row(ref, bidder, outer_cert, opened, tender_id, "tender_key", note)
+
+
+def _journal_decrypt_key(
+    ctx: ServiceContext, access: TenderKeyAccess, tender_id: TenderId, bid_id: str
+) -> None:
+    """Commit a tender-key use (recovering a bid's content key) before the key is used."""
+    with unit_of_work(ctx.engine) as session:
+        now = ctx.clock.now()
+        Repository(session).add_key_use(
+            KeyUse(tender_id=tender_id, bid_id=bid_id, operation=KeyOperation.DECRYPT_KEY, at=now)
         )
+        ctx.audit.append(
+            session,
+            at=now,
+            event="key.used",
+            tender_id=tender_id,
+            bid_id=bid_id,
+            fields={"operation": "decrypt_key", **access.evidence},
+        )
+
+
+def _opened_row(
+    ref: _BidRef,
+    bidder: BidderEntry,
+    outer_cert: bytes,
+    opened: OpenedBid,
+    tender_id: TenderId,
+    opened_with: OpenedWith,
+    note: str | None = None,
+) -> BidRow:
+    """The row of a decrypted bid: OPENED (by ``opened_with``), or why not."""
+    if opened.inner.signer_certificate_der != outer_cert:
+        err = SignerMismatch("the package was signed by someone other than the bidder")
+        return ref.row(status="SIGNER_MISMATCH", bidder=bidder, reason=err.message, note=note)
+    form = opened.package.form
+    if form.tender_id != tender_id:
+        return ref.row(
+            status="MALFORMED_PACKAGE",
+            bidder=bidder,
+            reason=f"bid.json names tender {form.tender_id!r}, not this tender",
+            note=note,
+        )
+    return ref.row(
+        status="OPENED",
+        bidder=bidder,
+        form=json.loads(form.to_json()),
+        inner_signing_time=opened.inner.signing_time,
+        package_sha256=opened.inner.content_digest.hex(),
+        documents=tuple(
+            DocumentEntry(
+                d.name,
+                d.size,
+                d.sha256,
+                cast("list[dict[str, Any]] | None", opened.pdf_reports.get(d.name)),
+            )
+            for d in opened.package.documents
+        ),
+        opened_with=opened_with,
+        note=note,
+    )
 
 
 _BID_FAULTS = (
@@ -458,6 +503,21 @@ def _bid_status(exc: SealedBidError) -> BidStatus_:
     # The envelope passed these checks at submission; failing them now means the stored
     # bytes no longer decrypt as they did.
     return "DECRYPTION_FAILED"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one opening attempt needs of its tender, read once before it starts."""
+
+    tender_id: TenderId
+    operator: str
+    title: str
+    deadline: datetime
+    opening_time: datetime
+    accepted_ca_ids: tuple[str, ...]
+    recipient: sealing.SealRecipient
+    bids: tuple[_BidRef, ...]
+    unlock: UnlockPolicy
 
 
 @dataclass(frozen=True)
@@ -586,3 +646,36 @@ def _attempts(ctx: ServiceContext, tender_id: str, current: int) -> tuple[Attemp
             )
             for p in proofs
         )
+
+
+def _bidder_anchors(ctx: ServiceContext, ca_ids: tuple[str, ...]) -> tuple[bytes, ...]:
+    store = ctx.trust.current()
+    return tuple(
+        anchor for ca_id in ca_ids if ca_id in store.cas for anchor in store.cas[ca_id].anchors
+    )
+
+
+MAX_BID_PDF_BYTES = 256 * 1024 * 1024
+
+
+def _pdf_signatures(path: Path, *, roots: tuple[bytes, ...]) -> list[dict[str, Any]]:
+    """The signatures in a bidder's PDF document, as the record shows them."""
+    return [
+        {
+            "status": sig.status,
+            "kind": sig.kind,
+            "signer_common_name": sig.signer_common_name,
+            "signer_organisation": sig.signer_organisation,
+            "signer_certificate_sha256": sig.signer_certificate_sha256,
+            "signing_time": None if sig.signing_time is None else format_time(sig.signing_time),
+            "signing_time_source": sig.signing_time_source,
+            "intact": sig.intact,
+            "valid": sig.valid,
+            "trusted": sig.trusted,
+            "pades": sig.pades,
+            "coverage": sig.coverage,
+            "modification_level": sig.modification_level,
+            "error": sig.error,
+        }
+        for sig in validate_bid_pdf(path, trust_roots_der=roots, max_bytes=MAX_BID_PDF_BYTES)
+    ]

@@ -1,15 +1,17 @@
 """The live events of tender openings, per tender, in this process's memory only.
 
 The opening and the share ceremony publish what happens (a share presented, the opening
-time proven, each bid opened, the record finished, an attempt failed); watchers (the
-opening-room console, observers) subscribe and first receive what this process has seen
-of the tender, then each new event.
+time proven, each bid opened, the record finished, an attempt failed) and, after the
+record, each bidder's response to it; watchers (the opening-room console, observers,
+the tender's bidders) subscribe and first receive what this process has seen of the
+tender, then each new event.
 
 This module owns ordering (``seq`` per tender, from 1) and delivery. It must never block a
 publisher: a subscriber that falls too far behind is dropped and told so when it reads.
 It must never carry anything secret: no share, no PIN, no key material; before the
 opening nothing here names a bidder or counts bids (the publishers only publish opening
-events once the opening runs). Nothing is persisted.
+events once the opening runs; responses exist only after the record). Nothing is
+persisted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
+
+from sealed_bid.domain.opening_response import ReceivedResponse
 
 HISTORY_LIMIT = 10_000
 """Events kept per tender for subscribers that arrive late."""
@@ -61,8 +65,20 @@ class FailedEvent:
     message: str
 
 
+@dataclass(frozen=True)
+class ResponseEvent:
+    """A bidder confirmed or objected to the record (``service.responses``)."""
+
+    response: ReceivedResponse
+
+
 OpeningEventBody = (
-    SharePresentedEvent | TimeProvenEvent | BidOpenedEvent | FinishedEvent | FailedEvent
+    SharePresentedEvent
+    | TimeProvenEvent
+    | BidOpenedEvent
+    | FinishedEvent
+    | FailedEvent
+    | ResponseEvent
 )
 
 

@@ -258,8 +258,21 @@ def last_signing_time(repo: Repository, tender_id: TenderId, tag: BidderTag) -> 
     return None if slot is None else slot.last_signing_time
 
 
+MAX_RECIPIENTS = 4
+"""RecipientInfos an envelope may carry: the tender's and a few more, e.g. the bidder's own
+certificate (bidder participation). What the others use is the bidder's business; only the
+tender's must be one the token opens."""
+
+
 def _check_envelope(info: EnvelopeInfo, tender: Tender) -> None:
     """Refuse anything the token could not open, before any receipt."""
+    if len(info.recipients) > MAX_RECIPIENTS:
+        # Who an envelope is addressed to is RECIPIENT_MISMATCH's subject; the remedy is
+        # the same (seal again, to the tender certificate and at most three more).
+        raise RecipientMismatch(
+            f"the envelope has {len(info.recipients)} recipients; at most {MAX_RECIPIENTS} are"
+            " accepted (this tender's certificate and up to three more)"
+        )
     if info.content_type not in ("authEnvelopedData", "envelopedData"):
         raise EnvelopeWrongContentType(f"{info.content_type} is not an envelope type we accept")
     if info.content_algorithm not in tender.content_algorithms:

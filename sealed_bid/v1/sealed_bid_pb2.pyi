@@ -1277,8 +1277,8 @@ class RespondToRecordRequest(_message.Message):
     signed_statement: _builtins.bytes
     """signs {"format":"sealed-bid/opening-response/v1","tender_id":...,"record_sha256":...,
            "verdict":"confirm"|"object","text":...}; FAILED_PRECONDITION /
-    RESPONSE_WINDOW_CLOSED outside the tender's window, FAILED_PRECONDITION /
-    RECORD_NOT_FOUND before the record exists, INVALID_ARGUMENT / RECORD_MISMATCH if
+    RESPONSE_WINDOW_CLOSED outside the tender's window, NOT_FOUND / RECORD_NOT_FOUND
+    before the record exists, INVALID_ARGUMENT / RECORD_MISMATCH if
     record_sha256 is not the record's.
     """
     def __init__(
@@ -1293,6 +1293,60 @@ class RespondToRecordRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RespondToRecordRequest: _TypeAlias = RespondToRecordRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseContentKeyRequest(_message.Message):
+    """Bidder participation: a bid sealed also to the bidder's own certificate (a second
+    RecipientInfo) can be opened with the content key the bidder recovers on its own machine
+    and releases here, between the opening time and the opening. The tender key stays the
+    fallback: a bid whose key is not released, or does not decrypt it, is opened with the
+    tender key (docs/opening-ceremony.md). Released keys are held in memory only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNED_RELEASE_FIELD_NUMBER: _builtins.int
+    signed_release: _builtins.bytes
+    """signs {"format":"sealed-bid/content-key-release/v1","tender_id":...,"bid_id":...,
+           "envelope_sha256":...,"content_key":"<hex>"}; FAILED_PRECONDITION /
+    NOT_YET_OPEN before the opening time, FAILED_PRECONDITION / ALREADY_OPENED after the
+    opening, PERMISSION_DENIED / NOT_A_BIDDER unless the signer is that bid's bidder.
+    """
+    def __init__(
+        self,
+        *,
+        signed_release: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signed_release", b"signed_release"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseContentKeyRequest: _TypeAlias = ReleaseContentKeyRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseContentKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BID_ID_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    bid_id: _builtins.str
+    accepted: _builtins.bool
+    """held for the opening"""
+    def __init__(
+        self,
+        *,
+        bid_id: _builtins.str = ...,
+        accepted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "bid_id", b"bid_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseContentKeyResponse: _TypeAlias = ReleaseContentKeyResponse  # noqa: Y015
 
 @_typing.final
 class PublishCrlRequest(_message.Message):

@@ -762,6 +762,11 @@ class BidderOpeningStub:
                 request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.RespondToRecordRequest.SerializeToString,
                 response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningResponse.FromString,
                 _registered_method=True)
+        self.ReleaseContentKey = channel.unary_unary(
+                '/sealed_bid.v1.BidderOpening/ReleaseContentKey',
+                request_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.ReleaseContentKeyRequest.SerializeToString,
+                response_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.ReleaseContentKeyResponse.FromString,
+                _registered_method=True)
 
 
 class BidderOpeningServicer:
@@ -780,6 +785,12 @@ class BidderOpeningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReleaseContentKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BidderOpeningServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -792,6 +803,11 @@ def add_BidderOpeningServicer_to_server(servicer, server):
                     servicer.RespondToRecord,
                     request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.RespondToRecordRequest.FromString,
                     response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningResponse.SerializeToString,
+            ),
+            'ReleaseContentKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseContentKey,
+                    request_deserializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.ReleaseContentKeyRequest.FromString,
+                    response_serializer=sealed__bid_dot_v1_dot_sealed__bid__pb2.ReleaseContentKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -848,6 +864,33 @@ class BidderOpening:
             '/sealed_bid.v1.BidderOpening/RespondToRecord',
             sealed__bid_dot_v1_dot_sealed__bid__pb2.RespondToRecordRequest.SerializeToString,
             sealed__bid_dot_v1_dot_sealed__bid__pb2.OpeningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseContentKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sealed_bid.v1.BidderOpening/ReleaseContentKey',
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.ReleaseContentKeyRequest.SerializeToString,
+            sealed__bid_dot_v1_dot_sealed__bid__pb2.ReleaseContentKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

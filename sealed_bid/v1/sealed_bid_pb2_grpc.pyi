@@ -285,6 +285,7 @@ class BidderOpeningStub:
     WatchAsBidder: _grpc.UnaryStreamMultiCallable[_sealed_bid_pb2.WatchAsBidderRequest, _sealed_bid_pb2.OpeningEvent]
     """The same events as OpeningWatch.WatchOpening, for a bidder of this tender."""
     RespondToRecord: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.RespondToRecordRequest, _sealed_bid_pb2.OpeningResponse]
+    ReleaseContentKey: _grpc.UnaryUnaryMultiCallable[_sealed_bid_pb2.ReleaseContentKeyRequest, _sealed_bid_pb2.ReleaseContentKeyResponse]
 
 @_typing.type_check_only
 class BidderOpeningAsyncStub(BidderOpeningStub):
@@ -292,6 +293,7 @@ class BidderOpeningAsyncStub(BidderOpeningStub):
     WatchAsBidder: _aio.UnaryStreamMultiCallable[_sealed_bid_pb2.WatchAsBidderRequest, _sealed_bid_pb2.OpeningEvent]  # type: ignore[assignment]
     """The same events as OpeningWatch.WatchOpening, for a bidder of this tender."""
     RespondToRecord: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.RespondToRecordRequest, _sealed_bid_pb2.OpeningResponse]  # type: ignore[assignment]
+    ReleaseContentKey: _aio.UnaryUnaryMultiCallable[_sealed_bid_pb2.ReleaseContentKeyRequest, _sealed_bid_pb2.ReleaseContentKeyResponse]  # type: ignore[assignment]
 
 class BidderOpeningServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -308,6 +310,13 @@ class BidderOpeningServicer(metaclass=_abc_1.ABCMeta):
         request: _sealed_bid_pb2.RespondToRecordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sealed_bid_pb2.OpeningResponse, _abc.Awaitable[_sealed_bid_pb2.OpeningResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReleaseContentKey(
+        self,
+        request: _sealed_bid_pb2.ReleaseContentKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sealed_bid_pb2.ReleaseContentKeyResponse, _abc.Awaitable[_sealed_bid_pb2.ReleaseContentKeyResponse]]: ...
 
 def add_BidderOpeningServicer_to_server(servicer: BidderOpeningServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -43,15 +43,25 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
 def test_demo_opens_the_three_good_bids_and_shows_every_refusal(demo: DemoRun) -> None:
     out = require_ok(demo.result)
-    opened = [line for line in out.splitlines() if line.rstrip().endswith("OPENED")]
+    table = out.split("Opening record for", 1)[1]
+    opened = [line for line in table.splitlines() if line.rstrip().endswith("OPENED")]
     assert len(opened) == 3
     for company in GOOD_BIDDERS:
         assert any(company in line for line in opened), company
-    not_opened = {line.split()[-1] for line in out.splitlines() if line.strip().startswith("bid-")}
+    not_opened = {
+        line.split()[-1] for line in table.splitlines() if line.strip().startswith("bid-")
+    }
     assert not_opened == {"REPLACED", "WITHDRAWN"}
-    for code in ("SIGNATURE_INVALID", "BID_LATE", "NOT_YET_OPEN"):
+    for code in ("SIGNATURE_INVALID", "BID_LATE", "NOT_YET_OPEN", "QUORUM_NOT_MET"):
         assert f"refused: {code}" in out, code
     assert "openssl cms -encrypt" in out
+    # The quorum opening, driven through the console, whose final screen is printed.
+    console = out.split("What the console showed at the end:", 1)[1].split("Opening record for")[0]
+    assert "opening time proven by the TSA" in console
+    assert "share presented by officer 3" in console
+    assert console.count(": OPENED") == 3
+    assert "opening finished: record sha256" in console
+    assert "presented it (2 of 2)" in out
     assert "signed by:        CN=platform-receipt" in out
 
 

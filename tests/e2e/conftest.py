@@ -15,6 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sealed_bid.api.server import SealedBidServer
 from sealed_bid.app import Application, build_server, init_local, open_application
@@ -23,6 +27,7 @@ from sealed_bid.client import SealedBidClient, ServiceError
 from sealed_bid.config import Settings
 from sealed_bid.crypto.package import build_package
 from sealed_bid.crypto.seal import SealedBid, seal_bid
+from sealed_bid.crypto.share_envelope import open_share
 from sealed_bid.devpki import DevPki
 from sealed_bid.domain.bid_form import BidForm
 from sealed_bid.domain.clock import ManualClock
@@ -206,3 +211,35 @@ def clock_restored(service: Service) -> Iterator[None]:
     saved = service.clock.now()
     yield
     service.clock.set(saved)
+
+
+@pytest.fixture(scope="session")
+def officers(service: Service) -> Iterator[dict[str, SealedBidClient]]:
+    """Each dev opening officer's own client on the operator port (its own certificate)."""
+    root = service.pki.platform_root.cert.read_bytes()
+    clients = {
+        name: SealedBidClient(
+            f"127.0.0.1:{service.server.operator_port}",
+            root,
+            service.pki.officers[name].key.read_bytes(),
+            service.pki.officers[name].cert.read_bytes(),
+        )
+        for name in service.pki.officers
+    }
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+def officer_share(service: Service, client: SealedBidClient, name: str, tender_id: str) -> bytes:
+    """What an officer does on its own machine: fetch its share, decrypt it locally."""
+    key = load_pem_private_key(service.pki.officers[name].key.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return open_share(client.get_officer_share(tender_id).sealed_share, key)
+
+
+def cert_der(path: Path) -> bytes:
+    """A PEM certificate file as DER."""
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
+        serialization.Encoding.DER
+    )

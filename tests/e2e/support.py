@@ -3,7 +3,11 @@ request streams, and signing as a dev-PKI bidder."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,3 +182,32 @@ def new_dev_bidder(
         profile or signing_profile(),
     )
     return SoftwareSigner(own, der)
+
+
+_READ_FILES = """
+import base64, json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+json.dump(
+    {
+        str(p.relative_to(root)): base64.b64encode(p.read_bytes()).decode()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).parts[0] != "softhsm"
+    },
+    sys.stdout,
+)
+"""
+
+
+def read_state_files(service: Service) -> dict[str, bytes]:
+    """Every file under the state directory (database and its WAL, blobs, records, work,
+    secrets, pki), except a SoftHSM2 token directory kept there (see the module doc).
+
+    Read by a child process: closing a file descriptor of the live SQLite database in this
+    process would drop the service's POSIX locks on it (they are per process)."""
+    read = subprocess.run(
+        [sys.executable, "-c", _READ_FILES, str(service.settings.state_dir)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return {name: base64.b64decode(data) for name, data in json.loads(read.stdout).items()}

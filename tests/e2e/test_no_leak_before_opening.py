@@ -21,13 +21,10 @@ so no other test of the session (whose tenders are opened) can have put them any
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,7 +57,7 @@ from sealed_bid.storage.db import unit_of_work
 from sealed_bid.storage.models import AuditEntry, Bid
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 from tests.e2e.conftest import Service, new_tender
-from tests.e2e.support import dev_issuing_ca
+from tests.e2e.support import dev_issuing_ca, read_state_files
 
 pytestmark = [pytest.mark.server, pytest.mark.token]
 
@@ -169,35 +166,6 @@ def _submit(service: Service, tender: pb.Tender, sealed: SealedBid) -> pb.Receip
 
 
 # --- What is searched ----------------------------------------------------------------------
-_READ_FILES = """
-import base64, json, pathlib, sys
-root = pathlib.Path(sys.argv[1])
-json.dump(
-    {
-        str(p.relative_to(root)): base64.b64encode(p.read_bytes()).decode()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] != "softhsm"
-    },
-    sys.stdout,
-)
-"""
-
-
-def _state_files(service: Service) -> dict[str, bytes]:
-    """Every file under the state directory (database and its WAL, blobs, records, work,
-    secrets, pki), except a SoftHSM2 token directory kept there (see the module doc).
-
-    Read by a child process: closing a file descriptor of the live SQLite database in this
-    process would drop the service's POSIX locks on it (they are per process)."""
-    read = subprocess.run(
-        [sys.executable, "-c", _READ_FILES, str(service.settings.state_dir)],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return {name: base64.b64decode(data) for name, data in json.loads(read.stdout).items()}
-
-
 def _tables(service: Service) -> dict[str, bytes]:
     """Every row of every table, as the database returns it (the audit log included)."""
     engine = service.app.context.engine
@@ -302,7 +270,7 @@ def test_nothing_the_service_keeps_names_a_bidder_or_a_price_before_the_opening(
         for label, value in bidder.needles().items()
     }
     needles.update({f"price of {bid}": price.encode("ascii") for bid, price in prices.items()})
-    files = _state_files(service)
+    files = read_state_files(service)
     blobs = [name for name in files if name.startswith("blobs/") and "/tmp/" not in name]
     with unit_of_work(ctx.engine, read_only=True) as session:
         ours = session.scalars(select(Bid).where(Bid.tender_id == tid)).all()
@@ -339,7 +307,7 @@ def test_nothing_the_service_keeps_names_a_bidder_or_a_price_before_the_opening(
     }
     opened = {f"{who}: {label}" for who in ("qinghe", "lianhua") for label in published}
     assert _labels(in_record) >= opened | {"price of qinghe", "price of lianhua"}
-    kept = _labels(_search({**_state_files(service), **_tables(service)}, needles))
+    kept = _labels(_search({**read_state_files(service), **_tables(service)}, needles))
     # The record (file and table) and the clear signatures kept for re-validation.
     for who in ("qinghe", "lianhua"):
         assert {f"{who}: {label}" for label in published} <= kept

@@ -5,57 +5,20 @@ platform token — can open it, before or after the opening time; any K officers
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sealed_bid.client import SealedBidClient
-from sealed_bid.crypto.share_envelope import open_share
 from sealed_bid.devpki import OFFICERS
 from sealed_bid.storage.db import unit_of_work
 from sealed_bid.storage.repository import Repository
 from sealed_bid.v1 import sealed_bid_pb2 as pb
-from tests.e2e.conftest import Service, seal_for
+from tests.e2e.conftest import Service, cert_der, officer_share, seal_for
 from tests.e2e.support import assert_refused
 
 pytestmark = [pytest.mark.usefixtures("clock_restored"), pytest.mark.token, pytest.mark.server]
-
-
-def _der(path: Path) -> bytes:
-    return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
-        serialization.Encoding.DER
-    )
-
-
-@pytest.fixture(scope="module")
-def officers(service: Service) -> Iterator[dict[str, SealedBidClient]]:
-    """Each dev officer's own client on the operator port (its own certificate)."""
-    root = service.pki.platform_root.cert.read_bytes()
-    clients = {
-        name: SealedBidClient(
-            f"127.0.0.1:{service.server.operator_port}",
-            root,
-            service.pki.officers[name].key.read_bytes(),
-            service.pki.officers[name].cert.read_bytes(),
-        )
-        for name in OFFICERS
-    }
-    yield clients
-    for client in clients.values():
-        client.close()
-
-
-def _share(service: Service, client: SealedBidClient, name: str, tender_id: str) -> bytes:
-    """What an officer does on its own machine: fetch its share, decrypt it locally."""
-    key = load_pem_private_key(service.pki.officers[name].key.read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return open_share(client.get_officer_share(tender_id).sealed_share, key)
 
 
 _count = iter(range(1, 1000))
@@ -70,7 +33,7 @@ def _quorum_tender(service: Service, threshold: int = 2) -> pb.Tender:
         now + timedelta(hours=1, minutes=30),
         ["dev-bidder-ca"],
         quorum_threshold=threshold,
-        officer_certificates=tuple(_der(service.pki.officers[n].cert) for n in OFFICERS),
+        officer_certificates=tuple(cert_der(service.pki.officers[n].cert) for n in OFFICERS),
     )
 
 
@@ -111,8 +74,8 @@ def test_nobody_alone_opens_a_quorum_tender(
     tender = _quorum_tender(service)
     tid = tender.tender_id
     bid = _submit(service, tender, "alpha", tmp_path / "alpha")
-    one = _share(service, officers["officer-1"], "officer-1", tid)
-    three = _share(service, officers["officer-3"], "officer-3", tid)
+    one = officer_share(service, officers["officer-1"], "officer-1", tid)
+    three = officer_share(service, officers["officer-3"], "officer-3", tid)
 
     # Before the opening time: no share is taken, nothing opens.
     assert_refused(
@@ -205,7 +168,7 @@ def test_any_k_of_n_officers_open_it(
         _submit(service, tender, "alpha", tmp_path / "a"),
         _submit(service, tender, "beta", tmp_path / "b"),
     }
-    shares = {name: _share(service, officers[name], name, tid) for name in pair}
+    shares = {name: officer_share(service, officers[name], name, tid) for name in pair}
     _past_opening(service, tender)
     for name in pair:
         officers[name].present_share(tid, shares[name])
@@ -226,7 +189,7 @@ def test_an_officer_is_refused_the_share_of_a_tender_it_does_not_serve(
         ["dev-bidder-ca"],
         quorum_threshold=2,
         officer_certificates=tuple(
-            _der(service.pki.officers[n].cert) for n in ("officer-1", "officer-2")
+            cert_der(service.pki.officers[n].cert) for n in ("officer-1", "officer-2")
         ),
     )
     assert_refused(
@@ -240,7 +203,7 @@ def test_an_officer_is_refused_the_share_of_a_tender_it_does_not_serve(
 
 def test_one_person_cannot_be_two_officers(service: Service) -> None:
     now = service.clock.now()
-    cert = _der(service.pki.officers["officer-1"].cert)
+    cert = cert_der(service.pki.officers["officer-1"].cert)
     with pytest.raises(Exception) as refused:
         service.operator.create_tender(
             f"Q-{next(_count):04d}",

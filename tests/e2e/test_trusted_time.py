@@ -85,3 +85,27 @@ def test_receipts_carry_a_tsa_token_over_the_receipt_signature(
     token = verify_token(token_der, signature_digest(receipt.signed_receipt), [_tsa_root(service)])
     received = receipt.content.received_at.ToDatetime().replace(tzinfo=token.gen_time.tzinfo)
     assert abs(token.gen_time - received) < timedelta(seconds=5)
+
+
+def test_receipt_verification_checks_the_time_stamp_against_the_tsa_root(
+    service: Service, tmp_path: Path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from sealed_bid.errors import ReceiptInvalid
+    from sealed_bid.service.receipts import verify_receipt
+
+    tender = new_tender(service)
+    sealed = seal_for(service, tender, "beta", tmp_path)
+    receipt = service.bidder.submit_bid(
+        tender.tender_id, sealed.envelope_path, sealed.outer_signature_der
+    ).receipt.signed_receipt
+    platform_root = x509.load_pem_x509_certificate(
+        service.pki.platform_root.cert.read_bytes()
+    ).public_bytes(serialization.Encoding.DER)
+    verified = verify_receipt(receipt, platform_root, [_tsa_root(service)])
+    assert verified.timestamped_at is not None
+    # Another TSA root (here: the platform root) does not vouch for the time stamp.
+    with pytest.raises(ReceiptInvalid, match="time stamp"):
+        verify_receipt(receipt, platform_root, [platform_root])

@@ -7,7 +7,6 @@ HTTPTimeStamper, as the service will."""
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -201,55 +200,6 @@ def signed_record(
         timestamper=tsa.timestamper(),
         location="Kaifeng",
     )
-
-
-_TEXT_OPS = re.compile(rb"/(F\d+) [\d.]+ Tf|\(((?:\\.|[^\\)])*)\) Tj", re.DOTALL)
-_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
-
-
-def _unescape(literal: bytes) -> bytes:
-    out, i = bytearray(), 0
-    while i < len(literal):
-        char = literal[i : i + 1]
-        if char != b"\\":
-            out += char
-            i += 1
-            continue
-        octal = re.match(rb"[0-7]{1,3}", literal[i + 1 : i + 4])
-        if octal:
-            out.append(int(octal.group(0), 8) & 0xFF)
-            i += 1 + len(octal.group(0))
-        else:
-            nxt = literal[i + 1 : i + 2]
-            out += _ESCAPES.get(nxt, nxt)
-            i += 2
-    return bytes(out)
-
-
-def pdf_pages_text(pdf: bytes) -> list[str]:
-    """The text each page shows, one shown string per line: text in the CID font decoded
-    as UCS-2 (its UniGB-UCS2-H encoding), the rest as WinAnsi. Enough to check what the
-    renderer put on the page without a PDF text extractor."""
-    reader = PdfFileReader(io.BytesIO(pdf))
-    pages: list[str] = []
-    for page_ref in reader.root["/Pages"]["/Kids"]:
-        page = page_ref.get_object()
-        fonts = page["/Resources"]["/Font"]
-        cid_fonts = {
-            str(name)[1:]
-            for name, font in fonts.items()
-            if str(font.get_object()["/Subtype"]) == "/Type0"
-        }
-        content = page["/Contents"].get_object().data
-        font, lines = "", []
-        for match in _TEXT_OPS.finditer(content):
-            if match.group(1) is not None:
-                font = match.group(1).decode("ascii")
-                continue
-            raw = _unescape(match.group(2))
-            lines.append(raw.decode("utf-16-be" if font in cid_fonts else "cp1252"))
-        pages.append("\n".join(lines))
-    return pages
 
 
 def attached_files(pdf: bytes) -> dict[str, bytes]:
