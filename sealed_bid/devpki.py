@@ -172,17 +172,21 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
     ca_from, ca_until = now - timedelta(days=1100), now + timedelta(days=3650)
 
     # --- Platform: root, TLS server, operator and observer clients ---------------------
-    platform_key = _new_key("ec")
-    platform_root = _self_signed(platform_key, _name("Sealed Bid Dev Platform Root"), now)
-    _write(pki.platform_root, platform_key, platform_root)
+    platform_key = new_dev_key("ec")
+    platform_root = self_signed_root(platform_key, dev_name("Sealed Bid Dev Platform Root"), now)
+    write_key_pair(pki.platform_root, platform_key, platform_root)
     platform = SoftwareSigner(platform_key, platform_root)
     localhost = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
     for files, subject, profile in (
-        (pki.server, _name("localhost", "server"), tls_server_profile(("localhost",), localhost)),
-        (pki.operator, _name("Operator One", "operator"), tls_client_profile()),
-        (pki.observer, _name("Observer One", "observer"), tls_client_profile()),
+        (
+            pki.server,
+            dev_name("localhost", "server"),
+            tls_server_profile(("localhost",), localhost),
+        ),
+        (pki.operator, dev_name("Operator One", "operator"), tls_client_profile()),
+        (pki.observer, dev_name("Observer One", "observer"), tls_client_profile()),
     ):
-        key = _new_key("ec")
+        key = new_dev_key("ec")
         cert = issue_certificate(
             platform,
             subject,
@@ -192,13 +196,13 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
             None,
             profile,
         )
-        _write(files, key, cert)
+        write_key_pair(files, key, cert)
 
     # --- Bidder PKI: root -> issuing CA -> bidders; a rogue CA outside the trust store --
-    root_key = _new_key("rsa")
-    root = _self_signed(root_key, _bidder_ca_name("Dev Bidder Root CA"), now)
-    _write(pki.bidder_root, root_key, root)
-    issuing_key = _new_key("rsa")
+    root_key = new_dev_key("rsa")
+    root = self_signed_root(root_key, _bidder_ca_name("Dev Bidder Root CA"), now)
+    write_key_pair(pki.bidder_root, root_key, root)
+    issuing_key = new_dev_key("rsa")
     issuing = issue_certificate(
         SoftwareSigner(root_key, root),
         _bidder_ca_name("Dev Bidder Issuing CA"),
@@ -213,10 +217,10 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
             crl_distribution_urls=(f"{_CRL_BASE}/root.crl",),
         ),
     )
-    _write(pki.bidder_issuing, issuing_key, issuing)
-    rogue_key = _new_key("ec")
-    rogue = _self_signed(rogue_key, _bidder_ca_name("Rogue CA"), now)
-    _write(pki.rogue_ca, rogue_key, rogue)
+    write_key_pair(pki.bidder_issuing, issuing_key, issuing)
+    rogue_key = new_dev_key("ec")
+    rogue = self_signed_root(rogue_key, _bidder_ca_name("Rogue CA"), now)
+    write_key_pair(pki.rogue_ca, rogue_key, rogue)
 
     issuing_signer = SoftwareSigner(issuing_key, issuing)
     rogue_signer = SoftwareSigner(rogue_key, rogue)
@@ -229,7 +233,7 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
     revoked_serial = 0
     for name, spec in _BIDDERS.items():
         bidder = pki.bidders[name]
-        key = _new_key(spec.key)
+        key = new_dev_key(spec.key)
         start, end = windows.get(name, (now - day, now + 2 * year))
         profile = good
         if name == "wrong_key_usage":
@@ -241,7 +245,7 @@ def make_dev_pki(directory: Path, now: datetime) -> DevPki:
         cert = issue_certificate(
             signer, _bidder_name(spec), key.public_key(), start, end, None, profile
         )
-        _write(KeyPairFiles(cert=bidder.cert, key=bidder.key), key, cert)
+        write_key_pair(KeyPairFiles(cert=bidder.cert, key=bidder.key), key, cert)
         bidder.chain.write_bytes(b"".join(_pem(der) for der in chain))
         if name == "revoked":
             revoked_serial = x509.load_der_x509_certificate(cert).serial_number
@@ -289,17 +293,17 @@ def issue_officer_certs(pki: DevPki, now: datetime) -> bool:
     for name in missing:
         files = pki.officers[name]
         files.cert.parent.mkdir(parents=True, exist_ok=True)
-        key = _new_key("rsa")
+        key = new_dev_key("rsa")
         cert = issue_certificate(
             signer,
-            _name(_OFFICER_NAMES[name], "opening-officer"),
+            dev_name(_OFFICER_NAMES[name], "opening-officer"),
             key.public_key(),
             now - timedelta(hours=1),
             now + timedelta(days=825),
             None,
             officer_profile(),
         )
-        _write(files, key, cert)
+        write_key_pair(files, key, cert)
     return True
 
 
@@ -337,7 +341,7 @@ def refresh_dev_crls(pki: DevPki, now: datetime) -> bool:
             serialization.Encoding.DER
         )
         revoked = [(entry.serial_number, entry.revocation_date_utc) for entry in crl]
-        _write_crl(crl_path, _load_key(ca.key), ca_der, now, revoked, number + 1)
+        _write_crl(crl_path, load_dev_key(ca.key), ca_der, now, revoked, number + 1)
         trust_copy = pki.trust_dir / BIDDER_CA_ID / "crls" / crl_path.name
         trust_copy.write_bytes(crl_path.read_bytes())
         changed = True
@@ -377,7 +381,7 @@ def load_dev_pki(directory: Path) -> DevPki:
 def load_signer(files: KeyPairFiles | BidderFiles) -> SoftwareSigner:
     """A ``Signer`` over a dev PKI key and its certificate (a CA, a client, a bidder)."""
     cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
-    return SoftwareSigner(_load_key(files.key), cert.public_bytes(serialization.Encoding.DER))
+    return SoftwareSigner(load_dev_key(files.key), cert.public_bytes(serialization.Encoding.DER))
 
 
 def issue_platform_certs(
@@ -397,7 +401,7 @@ def issue_platform_certs(
     for name, public_key in public_keys.items():
         der = issue_certificate(
             signer,
-            _name(name, "platform"),
+            dev_name(name, "platform"),
             public_key,
             now - timedelta(hours=1),
             now + timedelta(days=5 * 365),
@@ -446,14 +450,14 @@ def _layout(directory: Path) -> DevPki:
     )
 
 
-def _new_key(kind: KeyKind) -> PrivateKey:
+def new_dev_key(kind: KeyKind) -> PrivateKey:
     # RSA-2048 / P-256 only: the dev PKI must stay fast; strength is not its point.
     if kind == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _name(common_name: str, unit: str | None = None) -> x509.Name:
+def dev_name(common_name: str, unit: str | None = None) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEV_ORGANISATION)]
     if unit is not None:
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
@@ -487,7 +491,7 @@ def _write_authority(
 ) -> None:
     """A CA authority's TLS client certificate (OU=ca-authority, clientAuth). The cert
     file holds the chain below the root, as a TLS client sends it."""
-    key = _new_key("ec")
+    key = new_dev_key("ec")
     issuer_name = x509.load_der_x509_certificate(issuer.certificate_der).subject
     common_name = issuer_name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     subject = x509.Name(
@@ -507,11 +511,11 @@ def _write_authority(
         None,
         tls_client_profile(),
     )
-    _write(files, key, cert)
+    write_key_pair(files, key, cert)
     files.cert.write_bytes(b"".join(_pem(der) for der in (cert, *chain)))
 
 
-def _self_signed(key: PrivateKey, name: x509.Name, now: datetime) -> bytes:
+def self_signed_root(key: PrivateKey, name: x509.Name, now: datetime) -> bytes:
     """A root, made with cryptography's builder: its key is in memory, so it can."""
     public_key = key.public_key()
     cert = (
@@ -568,7 +572,7 @@ def _pem(der: bytes) -> bytes:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
-def _write(files: KeyPairFiles, key: PrivateKey, cert_der: bytes) -> None:
+def write_key_pair(files: KeyPairFiles, key: PrivateKey, cert_der: bytes) -> None:
     files.cert.parent.mkdir(parents=True, exist_ok=True)
     files.cert.write_bytes(_pem(cert_der))
     pem = key.private_bytes(
@@ -584,7 +588,7 @@ def _write(files: KeyPairFiles, key: PrivateKey, cert_der: bytes) -> None:
     os.chmod(files.key, 0o600)
 
 
-def _load_key(path: Path) -> PrivateKey:
+def load_dev_key(path: Path) -> PrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ConfigError(f"{path} is not an RSA or EC private key")

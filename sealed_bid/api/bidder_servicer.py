@@ -10,7 +10,6 @@ It never logs more than ids, codes and counts.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 
@@ -27,8 +26,6 @@ from sealed_bid.service.responses import BidderOpeningService
 from sealed_bid.service.tenders import TenderService
 from sealed_bid.v1 import sealed_bid_pb2 as pb
 from sealed_bid.v1 import sealed_bid_pb2_grpc as rpc
-
-log = logging.getLogger("sealed_bid.api")
 
 MAX_BIDDER_WATCH_STREAMS = 16
 """Bidders' watch streams the public listener holds at once (it reserves a thread for
@@ -79,7 +76,8 @@ class BidderOpening(rpc.BidderOpeningServicer):
         except BaseException:
             self._streams.release()
             raise
-        log.info("watch.started tender=%s role=bidder", tender_id)
+        # Not logged: before the opening, a count of bidders watching a tender would tell
+        # a log reader how many bid.
         return snapshot, subscription
 
     def RespondToRecord(

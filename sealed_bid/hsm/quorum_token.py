@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, TokenFlag
+from pkcs11 import Attribute, Mechanism, ObjectClass, TokenFlag
 from pkcs11.constants import UserType
 from pkcs11.exceptions import (
     PinExpired,
@@ -46,10 +46,9 @@ from sealed_bid.hsm.module import find_module
 from sealed_bid.hsm.softhsm import prepare_environment
 from sealed_bid.hsm.token import (
     OAEP_HASHES,
-    RSA_BITS,
     KeyAttributes,
     _load_module,  # the process-wide "one SoftHSM configuration" guard
-    key_id,
+    generate_tender_keypair,
     tender_key_label,
 )
 
@@ -64,15 +63,6 @@ MIN_PIN_CHARS: Final = 16
 hex digits). The maximum is the token's own (SoftHSM: 255 bytes)."""
 _SO_PIN_BYTES: Final = 32
 
-# Copied from token.py's template for secret keys (docs/adr/0004): sensitive, never
-# extractable, unmodifiable (so SIGN can never be switched on), a private token object.
-_PRIVATE_TEMPLATE: Final[dict[Attribute, Any]] = {
-    Attribute.TOKEN: True,
-    Attribute.PRIVATE: True,
-    Attribute.SENSITIVE: True,
-    Attribute.EXTRACTABLE: False,
-    Attribute.MODIFIABLE: False,
-}
 _REFUSED_PIN: Final = (PinIncorrect, PinInvalid, PinLenRange, UnicodeEncodeError)
 """A rebuilt PIN the token refuses (or that is not even text): the shares were wrong."""
 _SHARES_REFUSED: Final = "the presented shares do not unlock the tender's token"
@@ -262,22 +252,7 @@ class QuorumTokens:
             logged_in = False
             self._cryptoki.login(session.handle, UserType.USER, pin)
             logged_in = True
-            public, _private = session.generate_keypair(
-                KeyType.RSA,
-                RSA_BITS,
-                id=key_id(key_label),
-                label=key_label,
-                store=True,
-                capabilities=(
-                    MechanismFlag.ENCRYPT
-                    | MechanismFlag.DECRYPT
-                    | MechanismFlag.WRAP
-                    | MechanismFlag.UNWRAP
-                ),
-                private_template=dict(_PRIVATE_TEMPLATE),
-                public_template={Attribute.TOKEN: True, Attribute.MODIFIABLE: False},
-            )
-            return _public_key_from(public)
+            return generate_tender_keypair(session, key_label)
         except PKCS11Error as exc:
             raise TokenError(
                 f"cannot set up the new token's PIN and key ({type(exc).__name__})"

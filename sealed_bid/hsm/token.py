@@ -195,6 +195,28 @@ def _public_key_from(obj: Any) -> rsa.RSAPublicKey:
     return rsa.RSAPublicNumbers(exponent, modulus).public_key()
 
 
+def generate_tender_keypair(session: Any, label: str) -> rsa.RSAPublicKey:
+    """Generate a tender's RSA-3072 key pair in a logged-in R/W ``session``: the private
+    half sensitive, never extractable, unmodifiable, decrypt/unwrap only (no SIGN), both
+    token objects labelled ``label``. Returns the public key."""
+    public, _private = session.generate_keypair(
+        KeyType.RSA,
+        RSA_BITS,
+        id=key_id(label),
+        label=label,
+        store=True,
+        capabilities=(
+            MechanismFlag.ENCRYPT
+            | MechanismFlag.DECRYPT
+            | MechanismFlag.WRAP
+            | MechanismFlag.UNWRAP
+        ),
+        private_template=dict(_SECRET_TEMPLATE),
+        public_template={Attribute.TOKEN: True, Attribute.MODIFIABLE: False},
+    )
+    return _public_key_from(public)
+
+
 def _enum_name(value: object) -> str:
     name = getattr(value, "name", None)
     return name if isinstance(name, str) else str(value)
@@ -404,22 +426,7 @@ class Token:
         with self._locked(f"generate the key of tender {tender_id!r}"):
             if self._session_has(label):
                 raise TokenError(f"tender {tender_id!r} already has a key on the token")
-            public, _private = self._session.generate_keypair(
-                KeyType.RSA,
-                RSA_BITS,
-                id=key_id(label),
-                label=label,
-                store=True,
-                capabilities=(
-                    MechanismFlag.ENCRYPT
-                    | MechanismFlag.DECRYPT
-                    | MechanismFlag.WRAP
-                    | MechanismFlag.UNWRAP
-                ),
-                private_template=dict(_SECRET_TEMPLATE),
-                public_template={Attribute.TOKEN: True, Attribute.MODIFIABLE: False},
-            )
-            return _public_key_from(public)
+            return generate_tender_keypair(self._session, label)
 
     def tender_key_exists(self, tender_id: str) -> bool:
         label = tender_key_label(tender_id)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.server
-import os
 import signal
 import sys
 import threading
@@ -29,44 +28,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Literal
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from sealed_bid.crypto import der
 from sealed_bid.crypto.certs import issue_certificate, timestamping_profile
 from sealed_bid.crypto.signer import Signer
 from sealed_bid.crypto.software_signer import SoftwareSigner
+from sealed_bid.devpki import (
+    KeyKind,
+    KeyPairFiles,
+    dev_name,
+    load_dev_key,
+    new_dev_key,
+    self_signed_root,
+    write_key_pair,
+)
 from sealed_bid.errors import ConfigError
 from sealed_bid.timestamping.client import QUERY_CONTENT_TYPE, REPLY_CONTENT_TYPE
 
 DEV_TSA_POLICY = "1.3.6.1.4.1.55555.3161.1"
 """A PLACEHOLDER policy OID for the development TSA; not registered, never for production."""
-DEV_ORGANISATION = "Sealed Bid Dev"
 MAX_REQUEST_BYTES = 8 * 1024
 """A TimeStampReq is about 60-100 bytes; anything much larger is not one."""
 
 _MARKER = "DEVELOPMENT-TSA-DO-NOT-USE-IN-PRODUCTION.txt"
 _DIGEST_LENGTHS = {"sha256": 32, "sha384": 48, "sha512": 64}
-_ROOT_KEY_USAGE = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-KeyKind = Literal["rsa", "ec"]
 Clock = Callable[[], datetime]
 
 
@@ -121,20 +111,20 @@ def make_dev_tsa(directory: Path, now: datetime, *, key_kind: KeyKind = "ec") ->
         "OID is a placeholder. Never trust it outside development.\n",
         encoding="utf-8",
     )
-    root_key = _new_key(key_kind)
-    root = _self_signed(root_key, _name("Sealed Bid Dev TSA Root"), now)
-    _write(files.root_cert, files.root_key, root_key, root)
-    key = _new_key(key_kind)
+    root_key = new_dev_key(key_kind)
+    root = self_signed_root(root_key, dev_name("Sealed Bid Dev TSA Root"), now)
+    write_key_pair(KeyPairFiles(files.root_cert, files.root_key), root_key, root)
+    key = new_dev_key(key_kind)
     cert = issue_certificate(
         SoftwareSigner(root_key, root),
-        _name("Sealed Bid Dev TSA", "time-stamping"),
+        dev_name("Sealed Bid Dev TSA", "time-stamping"),
         key.public_key(),
         now - timedelta(days=30),
         now + timedelta(days=825),
         None,
         timestamping_profile(),
     )
-    _write(files.cert, files.key, key, cert)
+    write_key_pair(KeyPairFiles(files.cert, files.key), key, cert)
     return files
 
 
@@ -154,10 +144,7 @@ def load_dev_tsa(directory: Path) -> DevTsaFiles:
 
 def load_dev_tsa_signer(files: DevTsaFiles) -> SoftwareSigner:
     """A ``Signer`` over the dev TSA's key and certificate."""
-    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{files.key} is not an RSA or EC private key")
-    return SoftwareSigner(key, files.cert_der())
+    return SoftwareSigner(load_dev_key(files.key), files.cert_der())
 
 
 # --- The responder -------------------------------------------------------------------------
@@ -420,55 +407,6 @@ class DevTsaServer:
 
 
 # --- Helpers -------------------------------------------------------------------------------
-def _new_key(kind: KeyKind) -> PrivateKey:
-    # RSA-2048 / P-256 only: the dev TSA must be quick to make; strength is not its point.
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _name(common_name: str, unit: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEV_ORGANISATION)]
-    if unit is not None:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attributes)
-
-
-def _self_signed(key: PrivateKey, name: x509.Name, now: datetime) -> bytes:
-    """A root, made with cryptography's builder: its key is in memory, so it can."""
-    public_key = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before((now - timedelta(days=1100)).replace(microsecond=0))
-        .not_valid_after((now + timedelta(days=3650)).replace(microsecond=0))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_ROOT_KEY_USAGE, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-def _write(cert_path: Path, key_path: Path, key: PrivateKey, cert_der: bytes) -> None:
-    cert_path.write_bytes(
-        x509.load_der_x509_certificate(cert_der).public_bytes(serialization.Encoding.PEM)
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),  # development only: see the module docstring
-    )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    os.chmod(key_path, 0o600)
-
-
 def _read_cert_der(path: Path) -> bytes:
     return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
         serialization.Encoding.DER
