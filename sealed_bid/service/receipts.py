@@ -22,25 +22,14 @@ from sealed_bid.crypto.signed_data import sign_attached, verify_attached
 from sealed_bid.crypto.signer import Signer
 from sealed_bid.domain.receipt import ReceiptContent
 from sealed_bid.errors import ReceiptInvalid, SealedBidError
-from sealed_bid.timestamping.cades import (
-    add_unsigned_timestamp,
-    signature_digest,
-    signature_timestamp_of,
-)
-from sealed_bid.timestamping.client import TimestampClient
+from sealed_bid.timestamping.cades import signature_digest, signature_timestamp_of
 from sealed_bid.timestamping.rfc3161 import verify_token
 
 
-def sign_receipt(
-    content: ReceiptContent, signer: Signer, timestamps: TimestampClient | None = None
-) -> bytes:
-    """Sign on the token; with ``timestamps``, add the TSA's token over the signature
-    (raises ``TimestampUnavailable`` / ``TimestampInvalid``: then no receipt exists)."""
-    der = sign_attached(signer, content.to_bytes(), content.received_at)
-    if timestamps is None:
-        return der
-    token = timestamps.stamp(signature_digest(der))
-    return add_unsigned_timestamp(der, token.der)
+def sign_receipt(content: ReceiptContent, signer: Signer) -> bytes:
+    """Sign on the token. The TSA's stamp is added afterwards, outside the transaction
+    (``service.receipt_stamps``)."""
+    return sign_attached(signer, content.to_bytes(), content.received_at)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from sealed_bid.errors import (
     SignatureMalformed,
     SizeMismatch,
 )
-from sealed_bid.service import sealing, signers
+from sealed_bid.service import receipt_stamps, sealing, signers
 from sealed_bid.service.context import ServiceContext
 from sealed_bid.service.expiry import expiry_before_opening
 from sealed_bid.service.receipts import sign_receipt
@@ -108,28 +108,35 @@ class Upload:
             existing = repo.find_bid(self._tender_id, tag, digest)
             if existing is not None and existing.status == BidStatus.CURRENT:
                 # The same bid again (a retry after a lost response): the same receipt.
-                self.abort()
-                content = ReceiptContent.from_bytes(_receipt_content(existing.receipt_der))
-                return ReceiptView(existing.receipt_der, content, duplicate=True)
-            if existing is not None:
+                duplicate: tuple[str, bytes] | None = (existing.id, bytes(existing.receipt_der))
+            elif existing is not None:
                 raise BidReplayed(
                     "this envelope was replaced or withdrawn already and cannot become"
                     " current again; seal and sign a new one"
                 )
-            signing_time = signers.require_signing_time(
-                facts, now, ctx.settings.limits.signing_time_skew_seconds
+            else:
+                duplicate = None
+                signing_time = signers.require_signing_time(
+                    facts, now, ctx.settings.limits.signing_time_skew_seconds
+                )
+                # Refuse a replay here, before any blob is written; _store checks again
+                # under the slot lock (a concurrent submission can still move the mark).
+                mark = last_signing_time(repo, self._tender_id, tag)
+                if mark is not None and signing_time <= mark:
+                    raise BidReplayed(_OLDER_THAN_LAST)
+                accepted_ca_ids = list(tender.accepted_ca_ids)
+                policy = signers.policy_for(
+                    tender.revocation_policy, tender.policy_oids or (), tender.eku_oids or ()
+                )
+                recipient = sealing.SealRecipient.of(tender)
+                expiry = expiry_before_opening(facts, tender.opening_time)
+        if duplicate is not None:
+            self.abort()
+            receipt_der = receipt_stamps.stamped(
+                ctx, "bid", duplicate[0], self._tender_id, duplicate[1]
             )
-            # Refuse a replay here, before any blob is written; _store checks again under
-            # the slot lock (a concurrent submission can still move the mark meanwhile).
-            mark = last_signing_time(repo, self._tender_id, tag)
-            if mark is not None and signing_time <= mark:
-                raise BidReplayed(_OLDER_THAN_LAST)
-            accepted_ca_ids = list(tender.accepted_ca_ids)
-            policy = signers.policy_for(
-                tender.revocation_policy, tender.policy_oids or (), tender.eku_oids or ()
-            )
-            recipient = sealing.SealRecipient.of(tender)
-            expiry = expiry_before_opening(facts, tender.opening_time)
+            content = ReceiptContent.from_bytes(_receipt_content(receipt_der))
+            return ReceiptView(receipt_der, content, duplicate=True)
         # Outside the database session: revocation checking may wait on a CA's responder.
         validation = signers.validation_record(
             signers.validate(ctx, facts, accepted_ca_ids, now, policy), policy
@@ -160,7 +167,11 @@ class Upload:
             view.content.bid_id,
             view.content.log_sequence,
         )
-        return view
+        # The bid is stored; the TSA is asked now, outside every lock.
+        receipt_der = receipt_stamps.stamped(
+            ctx, "bid", view.content.bid_id, self._tender_id, view.receipt_der
+        )
+        return ReceiptView(receipt_der, view.content)
 
     def _store(
         self,
@@ -211,7 +222,7 @@ class Upload:
                 received_at=now,
                 log_sequence=entry.seq,
             )
-            receipt_der = sign_receipt(content, ctx.receipt_signer, ctx.timestamps)
+            receipt_der = sign_receipt(content, ctx.receipt_signer)
             repo.add_bid(
                 Bid(
                     id=bid_id,
@@ -329,5 +340,7 @@ class SubmissionService:
                 bid = None
             if bid is None or bid.tender_id != tender_id:
                 raise ReceiptNotFound(f"no receipt for bid {bid_id!r} in tender {tender_id!r}")
-            content = ReceiptContent.from_bytes(_receipt_content(bid.receipt_der))
-            return ReceiptView(bid.receipt_der, content)
+            receipt_der = bytes(bid.receipt_der)
+        # A receipt left unstamped while the TSA was down is stamped now.
+        receipt_der = receipt_stamps.stamped(self._ctx, "bid", bid_id, tender_id, receipt_der)
+        return ReceiptView(receipt_der, ReceiptContent.from_bytes(_receipt_content(receipt_der)))

@@ -23,7 +23,7 @@ from sealed_bid.errors import (
     NotBidOwner,
     StatementInvalid,
 )
-from sealed_bid.service import sealing, signers
+from sealed_bid.service import receipt_stamps, sealing, signers
 from sealed_bid.service.context import ServiceContext
 from sealed_bid.service.receipts import sign_receipt
 from sealed_bid.service.submission import last_signing_time
@@ -96,10 +96,11 @@ class WithdrawalService:
                 received_at=now,
                 log_sequence=entry.seq,
             )
-            receipt_der = sign_receipt(content_r, ctx.receipt_signer, ctx.timestamps)
+            receipt_der = sign_receipt(content_r, ctx.receipt_signer)
+            withdrawal_id = new_withdrawal_id()
             repo.add_withdrawal(
                 Withdrawal(
-                    id=new_withdrawal_id(),
+                    id=withdrawal_id,
                     tender_id=statement.tender_id,
                     bid_id=bid.id,
                     bidder_tag=tag,
@@ -113,6 +114,10 @@ class WithdrawalService:
             slot.current_bid_id = None
             slot.last_signing_time = signing_time
         log.info("bid.withdrawn tender=%s bid=%s", statement.tender_id, statement.bid_id)
+        # Stored; the TSA is asked now, outside every lock.
+        receipt_der = receipt_stamps.stamped(
+            ctx, "withdrawal", withdrawal_id, statement.tender_id, receipt_der
+        )
         return ReceiptView(receipt_der, content_r)
 
 

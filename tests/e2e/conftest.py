@@ -85,6 +85,8 @@ class Service:
     tsa: DevTsaServer
     skew: list[timedelta] = field(default_factory=lambda: [timedelta(0)])
     """[0]: how far the TSA's time lies from the service clock (negative: behind it)."""
+    tsa_down: list[bool] = field(default_factory=lambda: [False])
+    """[0]: True makes the TSA fail every request (its clock raises; it answers an error)."""
 
     @property
     def tsa_skew(self) -> timedelta:
@@ -107,9 +109,15 @@ def service(e2e_settings: Settings, session_start: datetime) -> Iterator[Service
     pki = init_local(e2e_settings, session_start)
     clock = ManualClock(session_start)
     skew = [timedelta(0)]
+    down = [False]
+
+    def tsa_clock() -> datetime:
+        if down[0]:
+            raise RuntimeError("the test TSA is down")
+        return clock.now() + skew[0]
+
     tsa = DevTsaServer(
-        load_dev_tsa_signer(load_dev_tsa(e2e_settings.pki_path / "tsa")),
-        clock=lambda: clock.now() + skew[0],
+        load_dev_tsa_signer(load_dev_tsa(e2e_settings.pki_path / "tsa")), clock=tsa_clock
     ).start()
     settings = dataclasses.replace(e2e_settings, tsa_url=tsa.url)
     app = open_application(settings, clock)
@@ -136,7 +144,7 @@ def service(e2e_settings: Settings, session_start: datetime) -> Iterator[Service
         pki.bidder_authority.cert.read_bytes(),
     )
     yield Service(
-        settings, pki, clock, app, server, bidder, operator, observer, authority, tsa, skew
+        settings, pki, clock, app, server, bidder, operator, observer, authority, tsa, skew, down
     )
     for client in (bidder, operator, observer, authority):
         client.close()

@@ -112,6 +112,10 @@ def test_the_audit_log_verifies_with_the_audit_certificate_and_names_no_bidder(
         entries = service.app.context.audit.entries(session, tender_id=tender.tender_id)
         text = " ".join(e.fields_json for e in entries)
     assert checked >= 2
-    assert [e.event for e in entries] == ["tender.created", "bid.accepted"]
+    assert [e.event for e in entries] == [
+        "tender.created",
+        "bid.accepted",
+        "receipt.time_stamped",
+    ]
     gamma = service.pki.bidders["gamma"]
     assert gamma.company not in text and gamma.credit_code not in text

@@ -109,3 +109,56 @@ def test_receipt_verification_checks_the_time_stamp_against_the_tsa_root(
     # Another TSA root (here: the platform root) does not vouch for the time stamp.
     with pytest.raises(ReceiptInvalid, match="time stamp"):
         verify_receipt(receipt, platform_root, [platform_root])
+
+
+def test_a_tsa_outage_never_refuses_a_bid_its_receipt_is_stamped_later(
+    service: Service, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from sealed_bid.storage.models import AuditEntry
+
+    tender = new_tender(service)
+    sealed = seal_for(service, tender, "gamma", tmp_path)
+    service.tsa_down[0] = True
+    try:
+        first = service.bidder.submit_bid(
+            tender.tender_id, sealed.envelope_path, sealed.outer_signature_der
+        ).receipt
+        again = service.bidder.submit_bid(  # a retry while the TSA is still down
+            tender.tender_id, sealed.envelope_path, sealed.outer_signature_der
+        )
+        # Openings are refused while the time cannot be proven.
+        opening = tender.opening_time.ToDatetime().replace(tzinfo=service.clock.now().tzinfo)
+        saved = service.clock.now()
+        service.clock.set(opening)
+        try:
+            refused = assert_refused(
+                service,
+                tender.tender_id,
+                lambda: service.operator.open_tender(tender.tender_id),
+                "TIMESTAMP_UNAVAILABLE",
+                "UNAVAILABLE",
+            )
+        finally:
+            service.clock.set(saved)
+        assert "time-stamping" in refused.message.lower() or "tsa" in refused.message.lower()
+    finally:
+        service.tsa_down[0] = False
+    bid_id = first.content.bid_id
+    # Accepted and stored, with a valid (unstamped) receipt.
+    assert signature_timestamp_of(first.signed_receipt) is None
+    assert again.duplicate and again.receipt.signed_receipt == first.signed_receipt
+    # With the TSA back, fetching the receipt stamps it (once), and the stamp verifies.
+    fetched = service.bidder.get_receipt(tender.tender_id, bid_id).signed_receipt
+    token_der = signature_timestamp_of(fetched)
+    assert token_der is not None
+    verify_token(token_der, signature_digest(fetched), [_tsa_root(service)])
+    assert service.bidder.get_receipt(tender.tender_id, bid_id).signed_receipt == fetched
+    with unit_of_work(service.app.context.engine, read_only=True) as session:
+        stamps = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.bid_id == bid_id, AuditEntry.event == "receipt.time_stamped"
+            )
+        ).all()
+    assert len(stamps) == 1
