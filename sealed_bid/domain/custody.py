@@ -2,7 +2,8 @@
 
 ``scheduled``: the service may use the key itself once the opening time is proven.
 ``quorum``: K of N named opening officers must each present a share of the key token's PIN.
-Pure: parses and checks officer certificates, no I/O. Officers must be distinct persons:
+Pure: parses and checks officer certificates (with ``crypto.share_envelope``'s rule for
+what can receive a share), no I/O. Officers must be distinct persons:
 distinct certificates and distinct subjects, so one person cannot hold two shares.
 """
 
@@ -15,14 +16,17 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from sealed_bid.crypto.share_envelope import check_officer_certificate
 from sealed_bid.errors import InvalidTender
 
 UnlockKind = Literal["scheduled", "quorum"]
 MAX_OFFICERS = 16
 MIN_THRESHOLD = 2
+DEFAULT_RESPONSE_WINDOW_SECONDS = 3600
+"""How long after the record bidders may confirm or object, unless the tender says."""
+MAX_RESPONSE_WINDOW_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ def validate_unlock_policy(
     threshold: int, officer_certificates: tuple[bytes, ...], now: datetime
 ) -> UnlockPolicy:
     """Both empty: ``scheduled``. Otherwise a ``quorum`` of ``threshold`` out of the given
-    officers, each certificate an RSA key that may encipher keys (shares are encrypted to
-    it), valid now, and every officer a different person. Raises ``InvalidTender``."""
+    officers, each certificate able to receive a share (``check_officer_certificate``),
+    valid now, and every officer a different person. Raises ``InvalidTender``."""
     if threshold == 0 and not officer_certificates:
         return SCHEDULED
     total = len(officer_certificates)
@@ -81,27 +85,12 @@ def validate_unlock_policy(
     seen_people: set[str] = set()
     for index, der in enumerate(officer_certificates, start=1):
         try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError:
+            check_officer_certificate(der)  # an RSA key that may receive a share
+        except InvalidTender as exc:
             raise InvalidTender(
-                f"officer certificate {index} is not a DER X.509 certificate",
-                field="officer_certificates",
+                f"officer certificate {index}: {exc.message}", field="officer_certificates"
             ) from None
-        if not isinstance(cert.public_key(), rsa.RSAPublicKey):
-            raise InvalidTender(
-                f"officer certificate {index} must carry an RSA key (shares are encrypted"
-                " to it with RSAES-OAEP)",
-                field="officer_certificates",
-            )
-        try:
-            usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        except x509.ExtensionNotFound:
-            usage = None
-        if usage is None or not usage.key_encipherment:
-            raise InvalidTender(
-                f"officer certificate {index} does not allow keyEncipherment",
-                field="officer_certificates",
-            )
+        cert = x509.load_der_x509_certificate(der)
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise InvalidTender(
                 f"officer certificate {index} is not valid now", field="officer_certificates"

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pkcs11 import Attribute, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import Attribute, ObjectClass, TokenFlag
 from pkcs11.constants import UserType
 from pkcs11.exceptions import (
     PinExpired,
@@ -49,6 +49,9 @@ from sealed_bid.hsm.token import (
     KeyAttributes,
     _load_module,  # the process-wide "one SoftHSM configuration" guard
     generate_tender_keypair,
+    oaep_decrypt,
+    public_key_from,
+    read_key_attributes,
     tender_key_label,
 )
 
@@ -351,21 +354,7 @@ class QuorumKeySession:
             key = self._find(ObjectClass.PRIVATE_KEY)
             if key is None:
                 raise TokenError(f"tender {self._tender_id!r} has no key on its quorum token")
-            hash_mechanism, mgf, _ = params
-            try:
-                return bytes(
-                    key.decrypt(
-                        encrypted_key,
-                        mechanism=Mechanism.RSA_PKCS_OAEP,
-                        mechanism_param=(hash_mechanism, mgf, None),
-                    )
-                )
-            except PKCS11Error as exc:
-                # SoftHSM reports bad padding as CKR_GENERAL_ERROR (docs/adr/0004).
-                raise KeyTransportFailed(
-                    f"the token could not recover the content key ({type(exc).__name__})",
-                    tender_id=self._tender_id,
-                ) from None
+            return oaep_decrypt(key, encrypted_key, params, self._tender_id)
 
     def public_key(self) -> rsa.RSAPublicKey:
         """The tender's public key, read from its token."""
@@ -374,7 +363,7 @@ class QuorumKeySession:
             found = self._find(ObjectClass.PUBLIC_KEY) or self._find(ObjectClass.PRIVATE_KEY)
             if found is None:
                 raise TokenError(f"tender {self._tender_id!r} has no key on its quorum token")
-            return _public_key_from(found)
+            return public_key_from(found)
 
     def key_attributes(self) -> KeyAttributes:
         """The security-relevant attributes of the tender's private key, as the token
@@ -385,22 +374,7 @@ class QuorumKeySession:
             if key is None:
                 raise TokenError(f"tender {self._tender_id!r} has no key on its quorum token")
             try:
-                return KeyAttributes(
-                    label=self._key_label,
-                    object_class=_enum_name(key[Attribute.CLASS]),
-                    key_type=_enum_name(key[Attribute.KEY_TYPE]),
-                    token=bool(key[Attribute.TOKEN]),
-                    private=bool(key[Attribute.PRIVATE]),
-                    sensitive=bool(key[Attribute.SENSITIVE]),
-                    extractable=bool(key[Attribute.EXTRACTABLE]),
-                    always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
-                    never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
-                    modifiable=bool(key[Attribute.MODIFIABLE]),
-                    sign=bool(key[Attribute.SIGN]),
-                    decrypt=bool(key[Attribute.DECRYPT]),
-                    unwrap=bool(key[Attribute.UNWRAP]),
-                    derive=bool(key[Attribute.DERIVE]),
-                )
+                return read_key_attributes(key, self._key_label)
             except PKCS11Error as exc:
                 raise TokenError(
                     f"cannot read the key's attributes: {type(exc).__name__}"
@@ -448,17 +422,6 @@ class QuorumKeySession:
 
 def _serial(pkcs_token: Any) -> str:
     return bytes(pkcs_token.serial).decode("ascii", errors="replace").strip()
-
-
-def _public_key_from(obj: Any) -> rsa.RSAPublicKey:
-    modulus = int.from_bytes(obj[Attribute.MODULUS], "big")
-    exponent = int.from_bytes(obj[Attribute.PUBLIC_EXPONENT], "big")
-    return rsa.RSAPublicNumbers(exponent, modulus).public_key()
-
-
-def _enum_name(value: object) -> str:
-    name = getattr(value, "name", None)
-    return name if isinstance(name, str) else str(value)
 
 
 def _close_quietly(session: Any) -> None:

@@ -189,7 +189,8 @@ def _digest(pin: str) -> bytes:
     return hashlib.sha256(pin.encode("utf-8")).digest()
 
 
-def _public_key_from(obj: Any) -> rsa.RSAPublicKey:
+def public_key_from(obj: Any) -> rsa.RSAPublicKey:
+    """The RSA public key of a key object (from its modulus and public exponent)."""
     modulus = int.from_bytes(obj[Attribute.MODULUS], "big")
     exponent = int.from_bytes(obj[Attribute.PUBLIC_EXPONENT], "big")
     return rsa.RSAPublicNumbers(exponent, modulus).public_key()
@@ -214,7 +215,53 @@ def generate_tender_keypair(session: Any, label: str) -> rsa.RSAPublicKey:
         private_template=dict(_SECRET_TEMPLATE),
         public_template={Attribute.TOKEN: True, Attribute.MODIFIABLE: False},
     )
-    return _public_key_from(public)
+    return public_key_from(public)
+
+
+def oaep_decrypt(
+    key: Any,
+    encrypted_key: bytes,
+    params: tuple[Mechanism, MGF, hashes.HashAlgorithm],
+    tender_id: str,
+) -> bytes:
+    """C_Decrypt with RSAES-OAEP (``OAEP_HASHES`` parameters) on a tender's private key
+    object; any refusal is ``KeyTransportFailed``."""
+    hash_mechanism, mgf, _ = params
+    try:
+        return bytes(
+            key.decrypt(
+                encrypted_key,
+                mechanism=Mechanism.RSA_PKCS_OAEP,
+                mechanism_param=(hash_mechanism, mgf, None),
+            )
+        )
+    except PKCS11Error as exc:
+        # SoftHSM reports bad padding as CKR_GENERAL_ERROR; every refusal here means the
+        # same to the bid: its content key cannot be recovered.
+        raise KeyTransportFailed(
+            f"the token could not recover the content key ({type(exc).__name__})",
+            tender_id=tender_id,
+        ) from None
+
+
+def read_key_attributes(key: Any, label: str) -> KeyAttributes:
+    """The security-relevant attributes of one key object, as the token reports them."""
+    return KeyAttributes(
+        label=label,
+        object_class=_enum_name(key[Attribute.CLASS]),
+        key_type=_enum_name(key[Attribute.KEY_TYPE]),
+        token=bool(key[Attribute.TOKEN]),
+        private=bool(key[Attribute.PRIVATE]),
+        sensitive=bool(key[Attribute.SENSITIVE]),
+        extractable=bool(key[Attribute.EXTRACTABLE]),
+        always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
+        never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
+        modifiable=bool(key[Attribute.MODIFIABLE]),
+        sign=bool(key[Attribute.SIGN]),
+        decrypt=bool(key[Attribute.DECRYPT]),
+        unwrap=bool(key[Attribute.UNWRAP]),
+        derive=bool(key[Attribute.DERIVE]),
+    )
 
 
 def _enum_name(value: object) -> str:
@@ -401,22 +448,7 @@ class Token:
             key = self._find(ObjectClass.PRIVATE_KEY, label)
             if key is None:
                 key = self._require(ObjectClass.SECRET_KEY, label)
-            return KeyAttributes(
-                label=label,
-                object_class=_enum_name(key[Attribute.CLASS]),
-                key_type=_enum_name(key[Attribute.KEY_TYPE]),
-                token=bool(key[Attribute.TOKEN]),
-                private=bool(key[Attribute.PRIVATE]),
-                sensitive=bool(key[Attribute.SENSITIVE]),
-                extractable=bool(key[Attribute.EXTRACTABLE]),
-                always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
-                never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
-                modifiable=bool(key[Attribute.MODIFIABLE]),
-                sign=bool(key[Attribute.SIGN]),
-                decrypt=bool(key[Attribute.DECRYPT]),
-                unwrap=bool(key[Attribute.UNWRAP]),
-                derive=bool(key[Attribute.DERIVE]),
-            )
+            return read_key_attributes(key, label)
 
     # --- Tender keys --------------------------------------------------------------------
     def generate_tender_key(self, tender_id: str) -> rsa.RSAPublicKey:
@@ -459,22 +491,7 @@ class Token:
                 raise TokenError(f"cannot look up tender key: {type(exc).__name__}") from None
             if key is None:
                 raise TokenError(f"tender {tender_id!r} has no key on the token")
-            hash_mechanism, mgf, _ = params
-            try:
-                return bytes(
-                    key.decrypt(
-                        encrypted_key,
-                        mechanism=Mechanism.RSA_PKCS_OAEP,
-                        mechanism_param=(hash_mechanism, mgf, None),
-                    )
-                )
-            except PKCS11Error as exc:
-                # SoftHSM reports bad padding as CKR_GENERAL_ERROR; every refusal here
-                # means the same to the bid: its content key cannot be recovered.
-                raise KeyTransportFailed(
-                    f"the token could not recover the content key ({type(exc).__name__})",
-                    tender_id=tender_id,
-                ) from None
+            return oaep_decrypt(key, encrypted_key, params, tender_id)
 
     def destroy_tender_key(self, tender_id: str) -> None:
         """Destroy the tender's key pair. Raises ``TokenError`` if there is none."""
@@ -525,7 +542,7 @@ class Token:
                 private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False},
             )
             try:
-                software_key = _public_key_from(public)
+                software_key = public_key_from(public)
                 return tuple(
                     name for name in names if self._oaep_trial(software_key, private, name)
                 )
@@ -597,7 +614,7 @@ class Token:
         public = self._find(ObjectClass.PUBLIC_KEY, label)
         if public is None:
             public = self._require(ObjectClass.PRIVATE_KEY, label)
-        return _public_key_from(public)
+        return public_key_from(public)
 
     @staticmethod
     def _refuse_tender_label(label: str) -> None:

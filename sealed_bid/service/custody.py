@@ -20,7 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sealed_bid.crypto.share_envelope import seal_share
-from sealed_bid.domain.custody import SCHEDULED, OfficerSpec, UnlockPolicy
+from sealed_bid.domain.custody import (
+    DEFAULT_RESPONSE_WINDOW_SECONDS,
+    SCHEDULED,
+    OfficerSpec,
+    UnlockPolicy,
+)
 from sealed_bid.domain.ids import TenderId
 from sealed_bid.domain.shares import combine_pin, new_pin, split_pin
 from sealed_bid.errors import ConfigError, QuorumNotMet
@@ -103,4 +108,4 @@ def load_unlock_policy(session: Session, tender_id: str) -> UnlockPolicy:
 def load_response_window(session: Session, tender_id: str) -> int:
     """Seconds after the record during which bidders may confirm or object."""
     custody = session.get(TenderCustody, tender_id)
-    return 3600 if custody is None else custody.response_window_seconds
+    return DEFAULT_RESPONSE_WINDOW_SECONDS if custody is None else custody.response_window_seconds

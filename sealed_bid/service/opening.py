@@ -81,12 +81,12 @@ from sealed_bid.service.opening_events import (
     TimeProvenEvent,
 )
 from sealed_bid.service.share_desk import PresentedShare
-from sealed_bid.service.tender_keys import PlatformTenderKey, TenderKeyAccess
+from sealed_bid.service.tender_keys import PlatformTenderKey, TenderKeyAccess, journal_key_use
 from sealed_bid.service.time_proof import TimeProof, prove_opening_time
 from sealed_bid.service.views import RecordView
 from sealed_bid.storage.custody_models import OpeningProof, OpeningRow
 from sealed_bid.storage.db import unit_of_work
-from sealed_bid.storage.models import Bid, BidStatus, KeyOperation, KeyUse, TenderState
+from sealed_bid.storage.models import Bid, BidStatus, KeyOperation, TenderState
 from sealed_bid.storage.models import OpeningRecord as StoredRecord
 from sealed_bid.storage.repository import Repository
 
@@ -157,16 +157,21 @@ class OpeningService:
             tender_id, ctx.clock.now(), TimeProvenEvent(proof.gen_time, proof.token_sha256)
         )
         try:
-            return self._open_rows(plan, shares, proof)
+            return self._open_rows(plan, shares, officers, proof)
         except Exception as exc:
             code = exc.code if isinstance(exc, SealedBidError) else "INTERNAL_ERROR"
             _finish_attempt(ctx, tender_id, proof.proof_id, f"failed: {code}")
             raise
 
-    def _open_rows(self, plan: _Plan, shares: list[PresentedShare], proof: TimeProof) -> RecordView:
+    def _open_rows(
+        self,
+        plan: _Plan,
+        shares: list[PresentedShare],
+        officers: tuple[str, ...],
+        proof: TimeProof,
+    ) -> RecordView:
         tender_id, recipient, bids, unlock = plan.tender_id, plan.recipient, plan.bids, plan.unlock
         ctx = self._ctx
-        officers = tuple(share.subject for share in shares)
         rows: list[BidRow] = []
         not_opened: list[NotOpenedBid] = []
         current = [
@@ -282,9 +287,7 @@ class OpeningService:
         """Open one bid and store its row (and its signer material, now in clear) at once,
         so an opening killed after this bid resumes without opening it again."""
         ctx = self._ctx
-        unsealed: dict[str, sealing.IdentityBundle] = {}
-        row = self._open_one(access, recipient, ref, unsealed, pdf_roots)
-        bundle = unsealed.get(ref.id)
+        row, bundle = self._open_one(access, recipient, ref, pdf_roots)
         signature_blob = (
             None if bundle is None else sealing.store_in_clear(ctx.blobs, access, bundle)
         )
@@ -339,9 +342,9 @@ class OpeningService:
         access: TenderKeyAccess,
         recipient: sealing.SealRecipient,
         ref: _BidRef,
-        unsealed: dict[str, sealing.IdentityBundle],
-        pdf_roots: tuple[bytes, ...] = (),
-    ) -> BidRow:
+        pdf_roots: tuple[bytes, ...],
+    ) -> tuple[BidRow, sealing.IdentityBundle | None]:
+        """The bid's row, and its unsealed signer material (None if it did not unseal)."""
         ctx = self._ctx
         tender_id, tender_cert = recipient.tender_id, recipient.certificate_der
         try:
@@ -353,11 +356,10 @@ class OpeningService:
             return ref.row(
                 status=_bid_status(exc),
                 reason=f"the sealed signer identity did not unseal: {exc.message}",
-            )
+            ), None
         outer_cert = verify_detached(
             bundle.signature, bytes.fromhex(ref.envelope_sha256)
         ).signer_certificate_der
-        unsealed[ref.id] = bundle
         identity = BidderIdentity.from_certificate(outer_cert)
         bidder = BidderEntry(
             organisation=identity.organisation,
@@ -392,7 +394,7 @@ class OpeningService:
                     "bidder_key",
                 )
                 if row.status == "OPENED":
-                    return row
+                    return row, bundle
                 failure = row.status
             except _BID_FAULTS as exc:
                 failure = exc.code
@@ -400,33 +402,15 @@ class OpeningService:
                 f"the content key the bidder released did not open the bid ({failure});"
                 " the tender key was used instead"
             )
-        _journal_decrypt_key(ctx, access, tender_id, ref.id)
+        journal_key_use(ctx, access, ref.id, KeyOperation.DECRYPT_KEY)
         try:
             opened = open_bid(envelope, access, tender_cert, work, inspect_pdf=inspect_pdf)
         except _BID_FAULTS as exc:
             # A fault of this bid becomes its row. Anything else (token or storage down)
             # propagates: the opening stops, stores nothing and can be run again.
-            return ref.row(status=_bid_status(exc), bidder=bidder, reason=exc.message, note=note)
-        return _opened_row(ref, bidder, outer_cert, opened, tender_id, "tender_key", note)
-
-
-def _journal_decrypt_key(
-    ctx: ServiceContext, access: TenderKeyAccess, tender_id: TenderId, bid_id: str
-) -> None:
-    """Commit a tender-key use (recovering a bid's content key) before the key is used."""
-    with unit_of_work(ctx.engine) as session:
-        now = ctx.clock.now()
-        Repository(session).add_key_use(
-            KeyUse(tender_id=tender_id, bid_id=bid_id, operation=KeyOperation.DECRYPT_KEY, at=now)
-        )
-        ctx.audit.append(
-            session,
-            at=now,
-            event="key.used",
-            tender_id=tender_id,
-            bid_id=bid_id,
-            fields={"operation": "decrypt_key", **access.evidence},
-        )
+            row = ref.row(status=_bid_status(exc), bidder=bidder, reason=exc.message, note=note)
+            return row, bundle
+        return _opened_row(ref, bidder, outer_cert, opened, tender_id, "tender_key", note), bundle
 
 
 def _opened_row(

@@ -27,11 +27,9 @@ from sealed_bid.crypto.envelope import decrypt_envelope, inspect_envelope, seal_
 from sealed_bid.domain.ids import TenderId
 from sealed_bid.errors import DecryptionFailed, RecipientMismatch
 from sealed_bid.service.context import ServiceContext
-from sealed_bid.service.tender_keys import TenderKeyAccess
+from sealed_bid.service.tender_keys import TenderKeyAccess, journal_key_use
 from sealed_bid.storage.blobstore import BlobDigest, BlobStore, IncomingBlob
-from sealed_bid.storage.db import unit_of_work
-from sealed_bid.storage.models import KeyOperation, KeyUse, Tender
-from sealed_bid.storage.repository import Repository
+from sealed_bid.storage.models import KeyOperation, Tender
 
 BUNDLE_FORMAT = "sealed-bid/sealed-identity/v1"
 MIN_PADDED_SIZE = 16 * 1024
@@ -129,7 +127,7 @@ def unseal(
     ours = [r for r in info.recipients if r.matches(recipient.certificate_der)]
     if not ours:
         raise RecipientMismatch("the sealed identity is not sealed to this tender's key")
-    _journal(ctx, recipient.tender_id, bid_id, access.evidence)
+    journal_key_use(ctx, access, bid_id, KeyOperation.UNSEAL)
     plain = io.BytesIO()
     # On DecryptionFailed the partial plaintext is dropped with the buffer.
     decrypt_envelope(path, info, ours[0], access, plain)
@@ -144,24 +142,6 @@ def store_in_clear(blobs: BlobStore, access: TenderKeyAccess, bundle: IdentityBu
     for der in bundle.evidence:
         blobs.put_bytes(der)
     return blobs.put_bytes(bundle.signature)
-
-
-def _journal(
-    ctx: ServiceContext, tender_id: TenderId, bid_id: str, evidence: dict[str, str]
-) -> None:
-    with unit_of_work(ctx.engine) as session:
-        now = ctx.clock.now()
-        Repository(session).add_key_use(
-            KeyUse(tender_id=tender_id, bid_id=bid_id, operation=KeyOperation.UNSEAL, at=now)
-        )
-        ctx.audit.append(
-            session,
-            at=now,
-            event="key.used",
-            tender_id=tender_id,
-            bid_id=bid_id,
-            fields={"operation": KeyOperation.UNSEAL.value, **evidence},
-        )
 
 
 class _BlobSink:

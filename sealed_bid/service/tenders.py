@@ -11,8 +11,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from sealed_bid.crypto.certs import CertProfile, issue_certificate
-from sealed_bid.crypto.share_envelope import check_officer_certificate
 from sealed_bid.domain.custody import (
+    DEFAULT_RESPONSE_WINDOW_SECONDS,
+    MAX_RESPONSE_WINDOW_SECONDS,
     UnlockPolicy,
     check_officers_authenticate,
     validate_unlock_policy,
@@ -42,8 +43,6 @@ from sealed_bid.storage.repository import Repository
 log = logging.getLogger("sealed_bid.tenders")
 
 TENDER_CERT_VALIDITY_AFTER_OPENING = timedelta(days=365)
-DEFAULT_RESPONSE_WINDOW_SECONDS = 3600
-MAX_RESPONSE_WINDOW_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,6 @@ class TenderService:
                 raise InvalidTender("this service is not set up for quorum tenders")
             if ctx.quorum_tokens.exists(spec.tender_id):
                 raise TenderExists(f"a token for tender {spec.tender_id} exists already")
-            for officer in unlock.officers:
-                check_officer_certificate(officer.certificate_der)
             check_officers_authenticate(unlock, ctx.settings.operator_ca_path.read_bytes(), now)
             quorum = provision_quorum(ctx.quorum_tokens, spec.tender_id, unlock)
             public_key = quorum.public_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sealed_bid.domain.custody import SCHEDULED, UnlockPolicy
+from sealed_bid.domain.custody import DEFAULT_RESPONSE_WINDOW_SECONDS, SCHEDULED, UnlockPolicy
 from sealed_bid.domain.receipt import ReceiptContent
 from sealed_bid.domain.tender import BidAlgorithms
 
@@ -28,7 +28,7 @@ class TenderView:
     certificate_policies: tuple[str, ...]
     extended_key_usages: tuple[str, ...]
     unlock_policy: UnlockPolicy = SCHEDULED
-    response_window_seconds: int = 3600
+    response_window_seconds: int = DEFAULT_RESPONSE_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from sealed_bid.domain.custody import DEFAULT_RESPONSE_WINDOW_SECONDS
 from sealed_bid.storage.models import Base
 
 _ID = 64
@@ -30,7 +31,7 @@ class TenderCustody(Base):
     policy: Mapped[str] = mapped_column(String(16))
     threshold: Mapped[int]
     token_label: Mapped[str | None] = mapped_column(String(32))
-    response_window_seconds: Mapped[int] = mapped_column(default=3600)
+    response_window_seconds: Mapped[int] = mapped_column(default=DEFAULT_RESPONSE_WINDOW_SECONDS)
     """How long after the record bidders may confirm or object; the key is kept until then."""
     key_destroyed_at: Mapped[datetime | None]
 
