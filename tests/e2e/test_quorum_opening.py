@@ -215,3 +215,17 @@ def test_one_person_cannot_be_two_officers(service: Service) -> None:
             officer_certificates=(cert, cert),
         )
     assert getattr(refused.value, "code", None) == "INVALID_TENDER"
+
+
+def test_an_oversized_share_is_refused_before_it_is_parsed(
+    service: Service, officers: dict[str, SealedBidClient]
+) -> None:
+    tender = _quorum_tender(service)
+    assert_refused(
+        service,
+        tender.tender_id,
+        lambda: officers["officer-1"].present_share(tender.tender_id, b"{" * 5000),
+        "MALFORMED_REQUEST",
+        "INVALID_ARGUMENT",
+    )
+    assert service.app.context.shares.presented(tender.tender_id) == []
